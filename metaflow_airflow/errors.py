@@ -1,0 +1,37 @@
+"""Exceptions raised by metaflow-airflow.
+
+All of them derive from :class:`MetaflowAirflowError`, so callers can catch one type::
+
+    MetaflowAirflowError
+    ├── CompileError      a flow cannot be turned into a manifest (names the step and the reason)
+    ├── PublishError      packaging or uploading failed after a successful compile
+    ├── StoreError        the manifest store cannot be listed, read or written
+    └── ManifestError     a stored manifest is not valid (names the manifest URL and the field)
+"""
+
+from __future__ import annotations
+
+
+class MetaflowAirflowError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class CompileError(MetaflowAirflowError):
+    """The flow uses something that cannot run on Airflow, or is not a valid flow."""
+
+
+class PublishError(MetaflowAirflowError):
+    """Publishing failed after the flow compiled (packaging, upload, or the flow process)."""
+
+
+class StoreError(MetaflowAirflowError):
+    """The manifest store is unreachable or refused an operation."""
+
+
+class ManifestError(MetaflowAirflowError):
+    """A manifest could not be parsed or validated."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"{url}: {detail}")
+        self.url = url
+        self.detail = detail

@@ -1,0 +1,207 @@
+"""The publish side's child process: runs the user's flow file under Metaflow's CLI with one
+extra command that compiles the flow, uploads its code package and writes its manifest.
+
+Usage (by :func:`metaflow_airflow.publisher.publish_flow` only)::
+
+    python -m metaflow_airflow.flow_process FLOW.py [metaflow options] metaflow-airflow-publish \
+        --request JSON --result FILE
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import runpy
+import shlex
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from metaflow import metaflow_config
+from metaflow._vendor import click
+from metaflow.cli import cli as metaflow_cli
+from metaflow.decorators import flow_decorators
+from metaflow.mflog import BASH_SAVE_LOGS, bash_capture_logs
+from metaflow.package import MetaflowPackage
+from metaflow.util import dict_to_cli_options, get_username
+
+from .compiler import compile_parameters, compile_steps
+from .errors import CompileError, MetaflowAirflowError
+from .manifest import (
+    DAG_ID_PATTERN,
+    CodePackage,
+    ContainerScript,
+    FlowManifest,
+    KubernetesCompute,
+    LocalCompute,
+    MetaflowRuntime,
+)
+from .publisher import PUBLISH_COMMAND, PublishRequest, PublishResult
+from .store import ManifestStore
+
+_EXTRACT_ROOT = "{root}"
+
+
+@metaflow_cli.command(name=PUBLISH_COMMAND, help="Publish this flow to a metaflow-airflow store.")
+@click.option("--request", required=True, help="A PublishRequest as JSON.")
+@click.option("--result", required=True, help="Where to write the PublishResult as JSON.")
+@click.pass_obj
+def publish_command(obj: Any, request: str, result: str) -> None:
+    try:
+        outcome = publish_from_metaflow(obj, PublishRequest.model_validate_json(request))
+        payload = outcome.model_dump()
+    except MetaflowAirflowError as exc:
+        kind = "compile" if isinstance(exc, CompileError) else "publish"
+        payload = {"error": str(exc), "kind": kind}
+    with open(result, "w", encoding="utf-8") as out:
+        json.dump(payload, out)
+
+
+def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
+    """Compile first, so that nothing is uploaded for a flow that cannot run on Airflow."""
+    flow, graph = obj.flow, obj.graph
+    dag_id = request.dag_id or flow.name
+    _check_dag_id(dag_id)
+    steps = compile_steps(graph)
+    parameters = compile_parameters(flow)
+    compute = _compute(request, obj.flow_datastore.TYPE)
+    store = ManifestStore(request.store, request.storage_options)
+
+    package = _upload_code_package(obj)
+    manifest = FlowManifest(
+        dag_id=dag_id,
+        flow_name=flow.name,
+        description=(flow.__doc__ or "").strip(),
+        published_at=datetime.now(timezone.utc).replace(microsecond=0),
+        published_by=get_username() or "unknown",
+        source_file=os.path.abspath(sys.argv[0]),
+        compute=compute,
+        metaflow=_metaflow_runtime(obj),
+        code_package=package,
+        parameters=parameters,
+        steps=steps,
+    )
+    url = store.write(manifest)
+    return PublishResult(
+        dag_id=dag_id, manifest_url=url, flow_name=flow.name, code_package_url=package.url
+    )
+
+
+def _check_dag_id(dag_id: str) -> None:
+    if not re.fullmatch(DAG_ID_PATTERN, dag_id):
+        raise CompileError(
+            f"DAG id {dag_id!r} is not valid on Airflow (letters, digits, '_', '.', '-' only)"
+        )
+
+
+def _compute(request: PublishRequest, datastore: str) -> LocalCompute | KubernetesCompute:
+    if request.compute == "local":
+        return LocalCompute()
+    if datastore == "local":
+        raise CompileError(
+            "--compute kubernetes needs a cloud datastore (s3, azure or gs): pods cannot read "
+            "the local datastore; publish with --datastore s3 or use --compute local"
+        )
+    image = request.image or metaflow_config.KUBERNETES_CONTAINER_IMAGE or _default_image()
+    return KubernetesCompute(
+        image=image,
+        namespace=request.namespace,
+        service_account=request.service_account or metaflow_config.KUBERNETES_SERVICE_ACCOUNT,
+    )
+
+
+def _default_image() -> str:
+    return f"python:{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _upload_code_package(obj: Any) -> CodePackage:
+    package = MetaflowPackage(
+        obj.flow,
+        obj.environment,
+        obj.echo,
+        suffixes=obj.package_suffixes,
+        flow_datastore=obj.flow_datastore,
+    )
+    url, sha = package.package_url(), package.package_sha()
+    if url is None:  # Metaflow builds but does not upload when FEAT_ALWAYS_UPLOAD is off
+        url, sha = obj.flow_datastore.save_data([package.blob], len_hint=1)[0]
+    metadata = package.package_metadata
+    return CodePackage(
+        url=url,
+        sha=sha,
+        metadata=metadata,
+        extract_env=MetaflowPackage.get_post_extract_env_vars(metadata, dest_dir=_EXTRACT_ROOT),
+        container=_container_script(obj, url, metadata),
+    )
+
+
+def _container_script(obj: Any, url: str, metadata: str) -> ContainerScript:
+    datastore = obj.flow_datastore.TYPE
+    if datastore == "local":
+        return ContainerScript()
+    setup = obj.environment.get_package_commands(url, datastore, metadata)
+    # Metaflow renders these for embedding in `bash -c "..."`; store the plain shell.
+    return ContainerScript(
+        setup=tuple(_unquote(cmd) for cmd in setup),
+        capture_logs=_unquote(bash_capture_logs("{commands}")),
+        save_logs=BASH_SAVE_LOGS,
+    )
+
+
+def _unquote(command: str) -> str:
+    return shlex.split('"%s"' % command)[0]
+
+
+def _metaflow_runtime(obj: Any) -> MetaflowRuntime:
+    datastore = obj.flow_datastore.TYPE
+    top_level: dict[str, Any] = {}
+    for deco in flow_decorators(obj.flow):
+        top_level.update(deco.get_top_level_options())
+    return MetaflowRuntime(
+        version=obj.environment.get_environment_info()["metaflow_version"],
+        flow_file=os.path.basename(sys.argv[0]),
+        datastore=datastore,
+        datastore_root=obj.flow_datastore.datastore_root,
+        metadata=obj.metadata.TYPE,
+        environment=obj.environment.TYPE,
+        top_level_options=tuple(dict_to_cli_options(top_level)),
+        env=_runtime_config_env(datastore, obj.flow_datastore.datastore_root, obj.metadata.TYPE),
+        user=get_username() or "unknown",
+    )
+
+
+def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, str]:
+    """The Metaflow configuration a task needs to find this flow's datastore and metadata."""
+    c = metaflow_config
+    env: dict[str, Any] = {
+        "METAFLOW_DEFAULT_DATASTORE": datastore,
+        "METAFLOW_DEFAULT_METADATA": metadata,
+    }
+    if datastore == "local":
+        env["METAFLOW_DATASTORE_SYSROOT_LOCAL"] = c.DATASTORE_SYSROOT_LOCAL or os.path.dirname(root)
+    elif datastore == "s3":
+        env["METAFLOW_DATASTORE_SYSROOT_S3"] = root
+        env["METAFLOW_DATATOOLS_S3ROOT"] = c.DATATOOLS_S3ROOT
+        env["METAFLOW_S3_ENDPOINT_URL"] = c.S3_ENDPOINT_URL
+    elif datastore == "azure":
+        env["METAFLOW_DATASTORE_SYSROOT_AZURE"] = root
+        env["METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT"] = c.AZURE_STORAGE_BLOB_SERVICE_ENDPOINT
+    elif datastore == "gs":
+        env["METAFLOW_DATASTORE_SYSROOT_GS"] = root
+    if metadata == "service":
+        env["METAFLOW_SERVICE_URL"] = c.SERVICE_INTERNAL_URL or c.SERVICE_URL
+        env["METAFLOW_SERVICE_HEADERS"] = json.dumps(c.SERVICE_HEADERS or {})
+    return {k: str(v) for k, v in sorted(env.items()) if v not in (None, "")}
+
+
+def main(argv: list[str]) -> None:
+    """Run ``argv[0]`` (the flow file) as ``__main__`` with the rest as its command line."""
+    flow_file = argv[0]
+    sys.argv = [flow_file, *argv[1:]]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(flow_file)))
+    runpy.run_path(flow_file, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

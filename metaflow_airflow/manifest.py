@@ -1,0 +1,199 @@
+"""The flow manifest: the only thing the publish side and the Airflow side share.
+
+A manifest states *intent* (which steps, in which shape, with which resources and parameters,
+run from which code package) and never Airflow operator arguments: the Airflow side turns
+intent into operators. It imports neither Airflow nor Metaflow, so both sides can load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from functools import cached_property
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+SCHEMA_VERSION = 1
+
+# What Airflow accepts as a DAG id (airflow.utils.helpers.KEY_REGEX) and a bounded length.
+DAG_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,200}$"
+# Metaflow step names are Python identifiers.
+STEP_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,199}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,254}$"
+
+StepType = Literal["start", "linear", "split", "join", "foreach", "end"]
+ParameterType = Literal["str", "int", "float", "bool", "json"]
+StepName = Annotated[str, Field(pattern=STEP_NAME_PATTERN)]
+EnvMap = dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], str]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParameterSpec(_Model):
+    """A Metaflow ``Parameter``; becomes an Airflow ``Param`` of the matching JSON type."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,200}$")]
+    type: ParameterType
+    default: JsonValue = None
+    required: bool = False
+    help: str = ""
+
+    @property
+    def env_var(self) -> str:
+        """The variable Metaflow's ``init`` command reads this parameter's value from."""
+        return "METAFLOW_INIT_" + self.name.upper().replace("-", "_")
+
+
+class Resources(_Model):
+    """What one task of a step asks for (Metaflow's ``@resources`` / ``@kubernetes``)."""
+
+    cpu: float = Field(default=1, gt=0)
+    memory_mb: int = Field(default=4096, gt=0)
+    disk_mb: int = Field(default=10240, gt=0)
+    gpu: int = Field(default=0, ge=0)
+
+
+class StepSpec(_Model):
+    """One Metaflow step and its place in the graph."""
+
+    name: StepName
+    type: StepType
+    parents: tuple[StepName, ...] = ()
+    next: tuple[StepName, ...] = ()
+    foreach: StepName | None = Field(
+        default=None, description="The foreach step whose body this step belongs to (runs mapped)."
+    )
+    joins_foreach: StepName | None = Field(
+        default=None, description="For the join of a foreach: the foreach step it closes."
+    )
+    doc: str = ""
+    decorator_specs: tuple[str, ...] = Field(
+        default=(), description="Decorators added at publish time, as Metaflow --with specs."
+    )
+    max_user_code_retries: int = Field(default=0, ge=0)
+    resources: Resources = Resources()
+    image: str | None = None
+    env: EnvMap = {}
+
+
+class ContainerScript(_Model):
+    """Shell that Metaflow renders at publish time to run a task inside a container.
+
+    Empty for the local datastore, which a container cannot reach.
+    """
+
+    setup: tuple[str, ...] = Field(
+        default=(), description="Commands that fetch and unpack the code package."
+    )
+    capture_logs: str = Field(
+        default="{commands}",
+        description="Wraps the step commands (at '{commands}') so Metaflow keeps their logs.",
+    )
+    save_logs: str = Field(default="", description="Uploads the captured logs at the end.")
+
+
+class CodePackage(_Model):
+    """The code package Metaflow uploaded to the flow's datastore."""
+
+    url: str
+    sha: str
+    metadata: str = Field(description="Metaflow's package metadata (JSON text).")
+    extract_env: dict[str, str] = Field(
+        default={},
+        description="Variables to set once unpacked, '{root}' standing for the unpack folder; "
+        "a name ending in ':' replaces, any other is prepended to the current value.",
+    )
+    container: ContainerScript = ContainerScript()
+
+
+class MetaflowRuntime(_Model):
+    """How a task process must invoke Metaflow to join the published flow's runs."""
+
+    version: str
+    flow_file: str = Field(description="The flow script, relative to the code package root.")
+    datastore: Literal["local", "s3", "azure", "gs"]
+    datastore_root: str
+    metadata: str = "local"
+    environment: str = "local"
+    top_level_options: tuple[str, ...] = Field(
+        default=(), description="Options flow decorators add to every command (e.g. @project)."
+    )
+    env: EnvMap = Field(default={}, description="Metaflow configuration the task needs.")
+    user: str
+
+
+class LocalCompute(_Model):
+    """Steps run as processes on the Airflow worker (a laptop, a VM, CI)."""
+
+    kind: Literal["local"] = "local"
+
+
+class KubernetesCompute(_Model):
+    """Steps run as Kubernetes pods through KubernetesPodOperator."""
+
+    kind: Literal["kubernetes"] = "kubernetes"
+    image: str
+    namespace: str = "default"
+    service_account: str | None = None
+    python: str = "python"
+
+
+Compute = Annotated[Union[LocalCompute, KubernetesCompute], Field(discriminator="kind")]
+
+
+class FlowManifest(_Model):
+    """Everything the Airflow side needs to build and run one published flow."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    dag_id: Annotated[str, Field(pattern=DAG_ID_PATTERN)]
+    flow_name: str
+    description: str = ""
+    published_at: datetime
+    published_by: str
+    source_file: str = Field(description="Where the flow was published from (informative).")
+    compute: Compute
+    metaflow: MetaflowRuntime
+    code_package: CodePackage
+    parameters: tuple[ParameterSpec, ...] = ()
+    steps: tuple[StepSpec, ...] = Field(min_length=2)
+    tags: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> FlowManifest:
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError("steps: step names must be unique")
+        known = set(names)
+        for step in self.steps:
+            refs = [*step.parents, *step.next, step.foreach, step.joins_foreach]
+            for ref in refs:
+                if ref is not None and ref not in known:
+                    raise ValueError(f"steps.{step.name}: refers to unknown step {ref!r}")
+        if "start" not in known or "end" not in known:
+            raise ValueError("steps: a flow needs a 'start' and an 'end' step")
+        return self
+
+    @cached_property
+    def steps_by_name(self) -> dict[str, StepSpec]:
+        return {s.name: s for s in self.steps}
+
+    @property
+    def contains_foreach(self) -> bool:
+        return any(s.type == "foreach" for s in self.steps)
+
+    def to_json(self) -> str:
+        """Canonical JSON: the same manifest always gives the same bytes."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2) + "\n"
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def manifest_json_schema() -> dict:
+    """The JSON Schema of :class:`FlowManifest`, as published in ``docs/manifest.schema.json``."""
+    return FlowManifest.model_json_schema()

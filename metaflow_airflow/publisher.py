@@ -1,0 +1,98 @@
+"""Publish a flow: compile it, upload its code package, write its manifest.
+
+:func:`publish_flow` runs the flow file in a child process under Metaflow's own CLI (see
+``flow_process``), exactly as ``python flow.py ...`` would: that resolves decorators, configs
+and the datastore the Metaflow way, and keeps the user's module out of the caller's process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import CompileError, PublishError
+
+PUBLISH_COMMAND = "metaflow-airflow-publish"
+
+
+class PublishRequest(BaseModel):
+    """What ``metaflow-airflow publish`` was asked to do; handed to the flow process as JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str
+    storage_options: dict[str, Any] = {}
+    compute: Literal["kubernetes", "local"] = "kubernetes"
+    dag_id: str | None = None
+    image: str | None = None
+    namespace: str = "default"
+    service_account: str | None = None
+
+
+class PublishResult(BaseModel):
+    """What a publish produced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dag_id: str
+    manifest_url: str
+    flow_name: str
+    code_package_url: str
+
+
+def publish_flow(
+    flow_file: str | os.PathLike[str],
+    request: PublishRequest,
+    *,
+    metaflow_options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> PublishResult:
+    """Publish ``flow_file``; ``metaflow_options`` are top-level Metaflow options such as
+    ``--datastore=s3``. Raises :class:`CompileError` or :class:`PublishError` with one clear line.
+    """
+    flow_path = Path(flow_file).resolve()
+    if not flow_path.is_file():
+        raise PublishError(f"flow file not found: {flow_file}")
+    with tempfile.TemporaryDirectory(prefix="metaflow-airflow-") as tmp:
+        result_file = Path(tmp, "result.json")
+        argv = [
+            sys.executable,
+            "-m",
+            "metaflow_airflow.flow_process",
+            str(flow_path),
+            "--quiet",
+            *metaflow_options,
+            PUBLISH_COMMAND,
+            "--request",
+            request.model_dump_json(),
+            "--result",
+            str(result_file),
+        ]
+        completed = subprocess.run(
+            argv,
+            cwd=flow_path.parent,
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        outcome = json.loads(result_file.read_text()) if result_file.exists() else None
+    if outcome and "error" in outcome:
+        error_class = CompileError if outcome.get("kind") == "compile" else PublishError
+        raise error_class(outcome["error"])
+    if completed.returncode != 0 or not outcome:
+        raise PublishError(f"{flow_path.name}: {_last_error_line(completed.stderr)}")
+    return PublishResult.model_validate(outcome)
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "the flow process failed without a message"
