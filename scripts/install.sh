@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates the project's virtualenv with everything the demo and the tests need:
+# the package (editable), Airflow 3 (newest), the Kubernetes provider, Metaflow, the object-store
+# clients and servers, and the test tools. Needs only python3 and the package registries.
+set -euo pipefail
+venv="${1:-.venv}"
+cd "$(dirname "$0")/.."
+
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+uv=$(command -v uv || echo "python3 -m uv")
+
+[ -x "$venv/bin/python" ] || $uv venv --quiet --python python3 "$venv"
+$uv pip install --quiet --python "$venv/bin/python" \
+  -e ".[publish,airflow,s3,test]" \
+  "apache-airflow>=3.3,<4" \
+  "apache-airflow-providers-cncf-kubernetes>=10.4,<11"
+echo "installed into $venv: $("$venv/bin/python" -c 'import airflow, metaflow; print("airflow", airflow.__version__, "metaflow", metaflow.__version__)' 2>/dev/null | tail -1)"
