@@ -15,3 +15,14 @@ else:  # pragma: no cover - exercised by the Airflow 2 tox environments
     from airflow.models.param import Param
 
 __all__ = ["AIRFLOW_V_3_0_PLUS", "DAG", "BaseOperator", "Param", "task_group"]
+
+
+def serialize_dag(dag: DAG) -> dict:
+    """Airflow's serialized form of a DAG: what Airflow 3 compares to decide on a new version."""
+    from airflow.serialization import serialized_objects
+
+    # Airflow 3.3 renamed SerializedDAG to DagSerialization.
+    serializer = getattr(serialized_objects, "DagSerialization", None) or getattr(
+        serialized_objects, "SerializedDAG"
+    )
+    return serializer.to_dict(dag)

@@ -15,17 +15,7 @@ from metaflow.parameters import JSONTypeClass, deploy_time_eval
 
 from .errors import CompileError
 from .manifest import ParameterSpec, Resources, StepSpec
-
-SUPPORTED_STEP_TYPES = frozenset({"start", "linear", "split", "join", "foreach", "end"})
-
-# Decorators whose compute cannot run under Airflow, and what to use instead.
-UNSUPPORTED_DECORATORS = {
-    "batch": "AWS Batch cannot run Airflow tasks; use @kubernetes or @resources",
-    "parallel": "multi-node @parallel steps need a gang scheduler; Airflow runs one pod per task",
-    "slurm": "Slurm jobs cannot run Airflow tasks; use @kubernetes or @resources",
-    "snowpark": "Snowpark containers cannot run Airflow tasks; use @kubernetes or @resources",
-    "nvidia": "@nvidia runs on DGX Cloud, not on Airflow; use @kubernetes(gpu=...)",
-}
+from .support import SUPPORTED_STEP_TYPES, UNSUPPORTED_DECORATORS
 
 _PYTHON_TYPES = {str: "str", int: "int", float: "float", bool: "bool"}
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from .errors import CompileError, PublishError
+from .support import refuse_unsupported_decorators
 
 PUBLISH_COMMAND = "metaflow-airflow-publish"
 
@@ -61,6 +62,7 @@ def publish_flow(
     flow_path = Path(flow_file).resolve()
     if not flow_path.is_file():
         raise PublishError(f"flow file not found: {flow_file}")
+    refuse_unsupported_decorators(flow_path)
     with tempfile.TemporaryDirectory(prefix="metaflow-airflow-") as tmp:
         result_file = Path(tmp, "result.json")
         argv = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_locally, user_artifacts
+from helpers import run_locally, user_artifacts
 
 from metaflow_airflow.ids import metaflow_run_id
 

@@ -1,0 +1,74 @@
+"""Test helpers and the session's environment: a private Airflow home (SQLite) and Metaflow
+datastore. Airflow and Metaflow read their configuration when first imported, so this module
+sets it on import; tests/conftest.py imports it before anything else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+FLOWS = Path(__file__).resolve().parent / "flows"
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="metaflow-airflow-tests-"))
+AIRFLOW_HOME = SESSION_DIR / "airflow"
+METAFLOW_SYSROOT = SESSION_DIR / "metaflow"
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOW_HOME / "dags"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(METAFLOW_SYSROOT),
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "METAFLOW_USER": "tester",
+    }
+)
+os.environ.pop("METAFLOW_AIRFLOW_STORE", None)
+(AIRFLOW_HOME / "dags").mkdir(parents=True, exist_ok=True)
+METAFLOW_SYSROOT.mkdir(parents=True, exist_ok=True)
+
+
+def flow_path(flow: str | Path) -> Path:
+    """A flow by file name: tests/flows/ first, then examples/."""
+    path = Path(flow)
+    if path.is_absolute():
+        return path
+    for folder in (FLOWS, EXAMPLES):
+        if (folder / path).exists():
+            return folder / path
+    raise FileNotFoundError(flow)
+
+
+def run_locally(flow: str | Path, *args: str) -> str:
+    """``python flow.py run`` in a subprocess; returns the Metaflow run id."""
+    run_id_file = SESSION_DIR / f"run-id-{os.getpid()}-{Path(flow).stem}"
+    subprocess.run(
+        [sys.executable, str(flow_path(flow)), "run", "--run-id-file", str(run_id_file), *args],
+        check=True,
+        capture_output=True,
+        cwd=SESSION_DIR,
+    )
+    return run_id_file.read_text().strip()
+
+
+def user_artifacts(flow_name: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """Every user artifact of every task of a run, keyed by step and foreach index."""
+    from metaflow import Run, namespace
+
+    namespace(None)
+    result: dict[str, dict[str, Any]] = {}
+    for step in Run(f"{flow_name}/{run_id}"):
+        for task in step:
+            key = f"{step.id}[{task.index}]" if task.index is not None else step.id
+            result[key] = {
+                a.id: a.data for a in task.artifacts if not a.id.startswith("_") and a.id != "name"
+            }
+    return result

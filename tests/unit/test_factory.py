@@ -1,0 +1,62 @@
+"""Manifest → DAG: graph shape, mapped foreach bodies, typed params, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from manifests import ALL_PARAMETER_TYPES, FOREACH, FOREACH_STEPS, make_manifest
+
+from metaflow_airflow.compat import serialize_dag
+from metaflow_airflow.factory import build_dag
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def test_each_step_is_a_task_wired_like_the_flow():
+    dag = build_dag(FOREACH)
+    assert sorted(dag.task_ids) == ["a", "b", "end", "join", "start"]
+    assert dag.get_task("a").upstream_task_ids == {"start"}
+    # Airflow also links every task of a mapped group to the task the group maps over.
+    assert dag.get_task("b").upstream_task_ids == {"a", "start"}
+    assert dag.get_task("join").upstream_task_ids == {"b"}
+    assert dag.get_task("end").upstream_task_ids == {"join"}
+
+
+def test_foreach_body_is_one_mapped_group_over_the_split_indexes():
+    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
+
+    dag = build_dag(FOREACH)
+    group = dag.get_task("a").task_group
+    assert isinstance(group, MappedTaskGroup)
+    assert group is dag.get_task("b").task_group
+    assert dag.get_task("start").task_group is not group
+    assert dag.get_task("join").task_group is not group
+
+
+def test_parameters_become_typed_params():
+    params = build_dag(FOREACH).params
+    schemas = {name: params.get_param(name).schema for name in params}
+    assert schemas["alpha"]["type"] == "number"
+    assert schemas["flag"]["type"] == "boolean"
+    assert params["flag"] is False
+    assert schemas["n"] == {"type": "integer"}
+    assert params.get_param("n").description == "How many."
+    assert "type" not in schemas["obj"] and params["obj"] == {"a": [1]}
+    assert schemas["text"]["type"] == "string"
+    assert not params.get_param("text").has_value  # required: a run must supply it
+
+
+@pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
+def test_same_manifest_serializes_to_the_same_dag(kubernetes):
+    manifest = make_manifest(FOREACH_STEPS, ALL_PARAMETER_TYPES, kubernetes=kubernetes)
+    first = json.dumps(serialize_dag(build_dag(manifest)), sort_keys=True, default=str)
+    second = json.dumps(serialize_dag(build_dag(manifest)), sort_keys=True, default=str)
+    assert first == second
+
+
+def test_dag_carries_the_flow_description():
+    dag = build_dag(FOREACH)
+    assert dag.description == "A test flow."
+    assert "longer description" in dag.doc_md
+    assert "metaflow" in dag.tags
