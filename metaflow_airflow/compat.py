@@ -14,7 +14,40 @@ else:  # pragma: no cover - exercised by the Airflow 2 tox environments
     from airflow.models import DAG, BaseOperator
     from airflow.models.param import Param
 
-__all__ = ["AIRFLOW_V_3_0_PLUS", "DAG", "BaseOperator", "Param", "task_group"]
+from airflow.timetables.trigger import CronTriggerTimetable
+
+__all__ = [
+    "AIRFLOW_V_3_0_PLUS",
+    "DAG",
+    "BaseOperator",
+    "CronTriggerTimetable",
+    "Param",
+    "external_task_sensor_class",
+    "s3_key_sensor_class",
+    "serialize_dag",
+    "task_group",
+]
+
+
+def external_task_sensor_class() -> type:
+    """ExternalTaskSensor moved to the standard provider with Airflow 3."""
+    try:
+        from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+    except ImportError:  # Airflow 2 without the standard provider
+        from airflow.sensors.external_task import ExternalTaskSensor
+    return ExternalTaskSensor
+
+
+def s3_key_sensor_class() -> type:
+    """S3KeySensor comes with the Amazon provider, which Airflow does not install by default."""
+    try:
+        from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+    except ImportError as exc:
+        raise ImportError(
+            "@airflow_s3_key_sensor needs the Amazon provider: "
+            "pip install apache-airflow-providers-amazon"
+        ) from exc
+    return S3KeySensor
 
 
 def serialize_dag(dag: DAG) -> dict:

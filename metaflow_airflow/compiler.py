@@ -12,21 +12,36 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from metaflow.parameters import JSONTypeClass, deploy_time_eval
+from metaflow.plugins.kubernetes.kubernetes_decorator import KubernetesDecorator
+from metaflow.plugins.timeout_decorator import get_run_time_limit_for_task
 
 from .errors import CompileError
-from .manifest import ParameterSpec, Resources, StepSpec
+from .manifest import (
+    ExternalTaskSensorSpec,
+    ParameterSpec,
+    PodSpec,
+    Resources,
+    S3KeySensorSpec,
+    ScheduleSpec,
+    StepSpec,
+    Tmpfs,
+)
 from .support import SUPPORTED_STEP_TYPES, UNSUPPORTED_DECORATORS
 
 _PYTHON_TYPES = {str: "str", int: "int", float: "float", bool: "bool"}
 
 
-def compile_steps(graph: Any) -> tuple[StepSpec, ...]:
-    """Describe each step, in Metaflow's topological order (stable for the same flow)."""
+def compile_steps(graph: Any, *, kubernetes: bool, image: str | None = None) -> tuple[StepSpec, ...]:
+    """Describe each step, in Metaflow's topological order (stable for the same flow).
+
+    With ``kubernetes``, each step's pod is resolved the way Metaflow resolves ``@kubernetes``
+    (its attributes, else Metaflow's configuration); ``image`` replaces the default image."""
     nodes = {node.name: node for node in graph}
-    return tuple(_compile_step(nodes[name], nodes) for name in graph.sorted_nodes)
+    defaults = _kubernetes_defaults(image) if kubernetes else None
+    return tuple(_compile_step(nodes[name], nodes, defaults) for name in graph.sorted_nodes)
 
 
-def _compile_step(node: Any, nodes: dict[str, Any]) -> StepSpec:
+def _compile_step(node: Any, nodes: dict[str, Any], pod_defaults: dict | None) -> StepSpec:
     _refuse_unsupported(node, nodes)
     joins_foreach = None
     enclosing = list(node.split_parents)
@@ -35,6 +50,7 @@ def _compile_step(node: Any, nodes: dict[str, Any]) -> StepSpec:
         if nodes[closed].type == "foreach":
             joins_foreach = closed
     enclosing_foreach = [p for p in enclosing if nodes[p].type == "foreach"]
+    user_retries, error_retries = _retries(node.decorators)
     return StepSpec(
         name=node.name,
         type=node.type,
@@ -44,9 +60,12 @@ def _compile_step(node: Any, nodes: dict[str, Any]) -> StepSpec:
         joins_foreach=joins_foreach,
         doc=(node.doc or "").strip(),
         decorator_specs=tuple(_runtime_decorator_specs(node.decorators)),
-        max_user_code_retries=_user_code_retries(node),
+        max_user_code_retries=user_retries,
+        retries=user_retries + error_retries,
+        retry_delay_seconds=_retry_delay_seconds(node.decorators),
+        timeout_seconds=_timeout_seconds(node.decorators),
         resources=_resources(node.decorators),
-        image=_decorator_attribute(node.decorators, "kubernetes", "image"),
+        pod=_pod(node, pod_defaults) if pod_defaults is not None else PodSpec(),
         env={str(k): str(v) for k, v in sorted(_environment(node.decorators).items())},
     )
 
@@ -81,15 +100,28 @@ def _runtime_decorator_specs(decorators: Iterable[Any]) -> Iterator[str]:
             yield deco.make_decorator_spec()
 
 
-def _user_code_retries(node: Any) -> int:
-    retries = 0
-    for deco in node.decorators:
-        user, _ = deco.step_task_retry_count()
-        retries = max(retries, int(user or 0))
-    return retries
+def _retries(decorators: Iterable[Any]) -> tuple[int, int]:
+    """(user code retries, platform error retries): the largest any decorator asks for."""
+    user, error = 0, 0
+    for deco in decorators:
+        deco_user, deco_error = deco.step_task_retry_count()
+        user, error = max(user, int(deco_user or 0)), max(error, int(deco_error or 0))
+    return user, error
+
+
+def _retry_delay_seconds(decorators: Iterable[Any]) -> int | None:
+    minutes = _decorator_attribute(decorators, "retry", "minutes_between_retries")
+    return None if minutes is None else int(float(minutes) * 60)
+
+
+def _timeout_seconds(decorators: list[Any]) -> int | None:
+    if not any(deco.name == "timeout" for deco in decorators):
+        return None
+    return int(get_run_time_limit_for_task(decorators))
 
 
 def _decorator_attribute(decorators: Iterable[Any], name: str, attribute: str) -> Any:
+    """An attribute of the step's first decorator called ``name`` (None without one)."""
     for deco in decorators:
         if deco.name == name:
             return deco.attributes.get(attribute)
@@ -118,6 +150,84 @@ def _resources(decorators: Iterable[Any]) -> Resources:
         disk_mb=int(values.get("disk", defaults.disk_mb)),
         gpu=int(values.get("gpu", defaults.gpu)),
     )
+
+
+def _kubernetes_defaults(image: str | None) -> dict[str, Any]:
+    """What ``@kubernetes`` with no arguments resolves to under this Metaflow configuration."""
+    attributes = {"image": image} if image else {}
+    deco = KubernetesDecorator(attributes=attributes, statically_defined=False)
+    deco.init()
+    return dict(deco.attributes)
+
+
+def _pod(node: Any, defaults: dict[str, Any]) -> PodSpec:
+    own = next((d.attributes for d in node.decorators if d.name == "kubernetes"), None)
+    a = {**defaults, **{k: v for k, v in (own or {}).items() if v not in (None, "", [], {})}}
+    tmpfs = None
+    if a.get("use_tmpfs") or a.get("tmpfs_size"):
+        size = a.get("tmpfs_size") or int(float(a["memory"])) // 2
+        tmpfs = Tmpfs(size_mb=int(size), path=a.get("tmpfs_path") or "/metaflow_temp")
+    return PodSpec(
+        image=a.get("image"),
+        image_pull_policy=a.get("image_pull_policy"),
+        image_pull_secrets=tuple(_as_list(a.get("image_pull_secrets"))),
+        namespace=a.get("namespace") or "default",
+        service_account=a.get("service_account"),
+        secrets=tuple(_as_list(a.get("secrets"))),
+        node_selector={str(k): str(v) for k, v in (a.get("node_selector") or {}).items()},
+        tolerations=tuple(a.get("tolerations") or ()),
+        labels={str(k): str(v) for k, v in (a.get("labels") or {}).items()},
+        annotations={str(k): str(v) for k, v in (a.get("annotations") or {}).items()},
+        persistent_volume_claims=dict(a.get("persistent_volume_claims") or {}),
+        tmpfs=tmpfs,
+        shared_memory_mb=int(a["shared_memory"]) if a.get("shared_memory") else None,
+        security_context=dict(a.get("security_context") or {}),
+        gpu_vendor=a.get("gpu_vendor") or "nvidia",
+    )
+
+
+def _as_list(value: Any) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def compile_schedule(flow: Any) -> ScheduleSpec | None:
+    """``@schedule`` → a five-field cron, converted the way Metaflow's Argo integration does
+    (Metaflow states schedules in AWS's six-field form: drop the year, '?' becomes '*')."""
+    decos = flow._flow_decorators.get("schedule")
+    if not decos or not decos[0].schedule:
+        return None
+    fields = decos[0].schedule.split()
+    if len(fields) not in (5, 6):
+        raise CompileError(f"@schedule: {decos[0].schedule!r} is not a 5- or 6-field cron")
+    cron = " ".join(fields[:5]).replace("?", "*")
+    return ScheduleSpec(cron=cron, timezone=decos[0].timezone or None)
+
+
+def compile_sensors(flow: Any) -> tuple[ExternalTaskSensorSpec | S3KeySensorSpec, ...]:
+    """Metaflow's flow-level Airflow sensors, in declaration order, named as Metaflow names them."""
+    sensors = []
+    for name, spec_class in (
+        ("airflow_external_task_sensor", ExternalTaskSensorSpec),
+        ("airflow_s3_key_sensor", S3KeySensorSpec),
+    ):
+        for deco in flow._flow_decorators.get(name) or []:
+            attributes = {k: v for k, v in deco.attributes.items() if v is not None}
+            attributes.pop("name", None)
+            description = attributes.pop("description", None)
+            delta = attributes.pop("execution_delta", None)
+            if delta is not None:
+                attributes["execution_delta_seconds"] = delta.total_seconds()
+            for key in ("external_task_ids", "allowed_states", "failed_states"):
+                if isinstance(attributes.get(key), str):
+                    attributes[key] = [attributes[key]]
+            sensors.append(
+                spec_class(task_id=deco._airflow_task_name, doc=description, **attributes)
+            )
+    return tuple(sensors)
 
 
 def compile_parameters(flow: Any) -> tuple[ParameterSpec, ...]:

@@ -7,10 +7,13 @@ manifest always serializes to the same DAG and Airflow 3 does not version it on 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from .compat import DAG, BaseOperator, Param, task_group
-from .manifest import FlowManifest, ParameterSpec, StepSpec
+from .compat import DAG, BaseOperator, CronTriggerTimetable, Param, task_group
+from .manifest import FlowManifest, ParameterSpec, ScheduleSpec, StepSpec
+from .runtime import START_STEP
+from .sensors import build_sensor
 
 _JSON_SCHEMA_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
@@ -24,14 +27,17 @@ def build_dag(manifest: FlowManifest) -> DAG:
         dag_id=manifest.dag_id,
         description=_first_line(manifest.description) or f"Metaflow flow {manifest.flow_name}",
         doc_md=manifest.description or None,
-        schedule=None,
+        schedule=_timetable(manifest.schedule),
         start_date=manifest.published_at,
         catchup=False,
         params={p.name: airflow_param(p) for p in manifest.parameters},
         tags=sorted({"metaflow", *manifest.tags}),
-        default_args={"owner": manifest.published_by},
+        default_args=_default_args(manifest),
+        is_paused_upon_creation=manifest.deployment.is_paused_upon_creation,
     ) as dag:
         tasks: dict[str, BaseOperator] = {}
+        for sensor in manifest.sensors:
+            tasks[sensor.task_id] = build_sensor(sensor)
         for step in manifest.steps:
             if step.foreach is not None:
                 continue  # built inside its foreach's mapped group
@@ -41,7 +47,22 @@ def build_dag(manifest: FlowManifest) -> DAG:
         for step in manifest.steps:
             for parent in step.parents:
                 tasks[parent] >> tasks[step.name]
+        for sensor in manifest.sensors:
+            tasks[sensor.task_id] >> tasks[START_STEP]
     return dag
+
+
+def _timetable(schedule: ScheduleSpec | None) -> CronTriggerTimetable | None:
+    if schedule is None:
+        return None
+    return CronTriggerTimetable(schedule.cron, timezone=schedule.timezone or "UTC")
+
+
+def _default_args(manifest: FlowManifest) -> dict[str, Any]:
+    args: dict[str, Any] = {"owner": manifest.published_by}
+    if manifest.deployment.pool:
+        args["pool"] = manifest.deployment.pool
+    return args
 
 
 def _foreach_body(
@@ -78,9 +99,21 @@ def _task_factory(manifest: FlowManifest) -> MakeTask:
         from .compute.local import MetaflowLocalOperator as operator
 
     def make_task(step: StepSpec) -> BaseOperator:
-        return operator(manifest=manifest, step=step, doc_md=step.doc or None)
+        return operator(manifest=manifest, step=step, **task_arguments(manifest, step))
 
     return make_task
+
+
+def task_arguments(manifest: FlowManifest, step: StepSpec) -> dict[str, Any]:
+    """What any compute's operator gets from the step: retries, timeout, concurrency, docs."""
+    arguments: dict[str, Any] = {"retries": step.retries, "doc_md": step.doc or None}
+    if step.retry_delay_seconds is not None:
+        arguments["retry_delay"] = timedelta(seconds=step.retry_delay_seconds)
+    if step.timeout_seconds is not None:
+        arguments["execution_timeout"] = timedelta(seconds=step.timeout_seconds)
+    if step.foreach is not None and manifest.deployment.max_workers:
+        arguments["max_active_tis_per_dagrun"] = manifest.deployment.max_workers
+    return arguments
 
 
 def _first_line(text: str) -> str:

@@ -18,24 +18,28 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from metaflow import metaflow_config
+from metaflow import current, metaflow_config
 from metaflow._vendor import click
 from metaflow.cli import cli as metaflow_cli
 from metaflow.decorators import flow_decorators
+from metaflow.exception import MetaflowException
+from metaflow.plugins.airflow.airflow_cli import resolve_dag_name, resolve_token
 from metaflow.mflog import BASH_SAVE_LOGS, bash_capture_logs
 from metaflow.package import MetaflowPackage
 from metaflow.util import dict_to_cli_options, get_username
 
-from .compiler import compile_parameters, compile_steps
+from .compiler import compile_parameters, compile_schedule, compile_sensors, compile_steps
 from .errors import CompileError, MetaflowAirflowError
 from .manifest import (
     DAG_ID_PATTERN,
     CodePackage,
     ContainerScript,
+    DeploymentSpec,
     FlowManifest,
     KubernetesCompute,
     LocalCompute,
     MetaflowRuntime,
+    ProjectSpec,
 )
 from .publisher import PUBLISH_COMMAND, PublishRequest, PublishResult
 from .store import ManifestStore
@@ -61,13 +65,18 @@ def publish_command(obj: Any, request: str, result: str) -> None:
 def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
     """Compile first, so that nothing is uploaded for a flow that cannot run on Airflow."""
     flow, graph = obj.flow, obj.graph
-    dag_id = request.dag_id or flow.name
+    dag_id, token_prefix, is_project = _dag_name(request.dag_id)
     _check_dag_id(dag_id)
-    steps = compile_steps(graph)
-    parameters = compile_parameters(flow)
     compute = _compute(request, obj.flow_datastore.TYPE)
+    steps = compile_steps(graph, kubernetes=compute.kind == "kubernetes", image=request.image)
+    parameters = compile_parameters(flow)
+    schedule = compile_schedule(flow)
+    sensors = compile_sensors(flow)
     store = ManifestStore(request.store, request.storage_options)
 
+    token = resolve_token(
+        dag_id, token_prefix, obj, request.authorize, None, request.generate_new_token, is_project
+    )
     package = _upload_code_package(obj)
     manifest = FlowManifest(
         dag_id=dag_id,
@@ -77,14 +86,40 @@ def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
         published_by=get_username() or "unknown",
         source_file=os.path.abspath(sys.argv[0]),
         compute=compute,
-        metaflow=_metaflow_runtime(obj),
+        metaflow=_metaflow_runtime(obj, token),
         code_package=package,
         parameters=parameters,
         steps=steps,
+        tags=tuple(sorted(set(request.tags))),
+        schedule=schedule,
+        sensors=sensors,
+        deployment=DeploymentSpec(
+            max_workers=request.max_workers,
+            pool=request.pool,
+            is_paused_upon_creation=request.is_paused_upon_creation,
+        ),
+        project=_project() if is_project else None,
     )
     url = store.write(manifest)
     return PublishResult(
         dag_id=dag_id, manifest_url=url, flow_name=flow.name, code_package_url=package.url
+    )
+
+
+def _dag_name(requested: str | None) -> tuple[str, str, bool]:
+    """DAG id and production-token prefix, exactly as Metaflow's ``airflow create`` names them
+    (``project.branch.Flow`` under ``@project``)."""
+    try:
+        return resolve_dag_name(requested)
+    except MetaflowException as exc:
+        raise CompileError(str(exc).strip()) from exc
+
+
+def _project() -> ProjectSpec:
+    return ProjectSpec(
+        name=current.project_name,
+        branch=current.branch_name,
+        production=bool(current.is_production),
     )
 
 
@@ -103,16 +138,10 @@ def _compute(request: PublishRequest, datastore: str) -> LocalCompute | Kubernet
             "--compute kubernetes needs a cloud datastore (s3, azure or gs): pods cannot read "
             "the local datastore; publish with --datastore s3 or use --compute local"
         )
-    image = request.image or metaflow_config.KUBERNETES_CONTAINER_IMAGE or _default_image()
-    return KubernetesCompute(
-        image=image,
-        namespace=request.namespace,
-        service_account=request.service_account or metaflow_config.KUBERNETES_SERVICE_ACCOUNT,
-    )
-
-
-def _default_image() -> str:
-    return f"python:{sys.version_info.major}.{sys.version_info.minor}"
+    c = metaflow_config
+    if c.AIRFLOW_KUBERNETES_CONN_ID:
+        return KubernetesCompute(kubernetes_conn_id=c.AIRFLOW_KUBERNETES_CONN_ID, in_cluster=False)
+    return KubernetesCompute()
 
 
 def _upload_code_package(obj: Any) -> CodePackage:
@@ -153,7 +182,7 @@ def _unquote(command: str) -> str:
     return shlex.split('"%s"' % command)[0]
 
 
-def _metaflow_runtime(obj: Any) -> MetaflowRuntime:
+def _metaflow_runtime(obj: Any, production_token: str) -> MetaflowRuntime:
     datastore = obj.flow_datastore.TYPE
     top_level: dict[str, Any] = {}
     for deco in flow_decorators(obj.flow):
@@ -166,7 +195,11 @@ def _metaflow_runtime(obj: Any) -> MetaflowRuntime:
         metadata=obj.metadata.TYPE,
         environment=obj.environment.TYPE,
         top_level_options=tuple(dict_to_cli_options(top_level)),
-        env=_runtime_config_env(datastore, obj.flow_datastore.datastore_root, obj.metadata.TYPE),
+        env={
+            **_runtime_config_env(datastore, obj.flow_datastore.datastore_root, obj.metadata.TYPE),
+            # Runs live in the namespace production:<token>, as with Metaflow's own schedulers.
+            "METAFLOW_PRODUCTION_TOKEN": production_token,
+        },
         user=get_username() or "unknown",
     )
 
@@ -180,6 +213,8 @@ def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, s
     }
     if datastore == "local":
         env["METAFLOW_DATASTORE_SYSROOT_LOCAL"] = c.DATASTORE_SYSROOT_LOCAL or os.path.dirname(root)
+        # Unset, Metaflow keeps cards under the task's working folder, which local compute deletes.
+        env["METAFLOW_CARD_LOCALROOT"] = c.CARD_LOCALROOT or os.path.join(root, "mf.cards")
     elif datastore == "s3":
         env["METAFLOW_DATASTORE_SYSROOT_S3"] = root
         env["METAFLOW_DATATOOLS_S3ROOT"] = c.DATATOOLS_S3ROOT
@@ -192,6 +227,11 @@ def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, s
     if metadata == "service":
         env["METAFLOW_SERVICE_URL"] = c.SERVICE_INTERNAL_URL or c.SERVICE_URL
         env["METAFLOW_SERVICE_HEADERS"] = json.dumps(c.SERVICE_HEADERS or {})
+    # Where @secrets finds its backend.
+    env["METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE"] = c.DEFAULT_SECRETS_BACKEND_TYPE
+    env["METAFLOW_AWS_SECRETS_MANAGER_DEFAULT_REGION"] = c.AWS_SECRETS_MANAGER_DEFAULT_REGION
+    env["METAFLOW_GCP_SECRET_MANAGER_PREFIX"] = c.GCP_SECRET_MANAGER_PREFIX
+    env["METAFLOW_AZURE_KEY_VAULT_PREFIX"] = c.AZURE_KEY_VAULT_PREFIX
     return {k: str(v) for k, v in sorted(env.items()) if v not in (None, "")}
 
 

@@ -57,6 +57,39 @@ class Resources(_Model):
     gpu: int = Field(default=0, ge=0)
 
 
+class Tmpfs(_Model):
+    """A memory-backed scratch volume (Metaflow's ``@kubernetes(use_tmpfs=True)``)."""
+
+    size_mb: int = Field(gt=0)
+    path: str = "/metaflow_temp"
+
+
+class PodSpec(_Model):
+    """Kubernetes-only intent for one step (Metaflow's ``@kubernetes`` and its configuration)."""
+
+    image: str | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    namespace: str = "default"
+    service_account: str | None = None
+    secrets: tuple[str, ...] = Field(
+        default=(), description="Kubernetes secrets whose keys become environment variables."
+    )
+    node_selector: dict[str, str] = {}
+    tolerations: tuple[dict[str, JsonValue], ...] = ()
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    persistent_volume_claims: dict[str, str] = Field(
+        default={}, description="Claim name → mount path."
+    )
+    tmpfs: Tmpfs | None = None
+    shared_memory_mb: int | None = Field(default=None, gt=0)
+    security_context: dict[str, JsonValue] = Field(
+        default={}, description="Container security context (Kubernetes field names, snake_case)."
+    )
+    gpu_vendor: str = "nvidia"
+
+
 class StepSpec(_Model):
     """One Metaflow step and its place in the graph."""
 
@@ -74,9 +107,14 @@ class StepSpec(_Model):
     decorator_specs: tuple[str, ...] = Field(
         default=(), description="Decorators added at publish time, as Metaflow --with specs."
     )
-    max_user_code_retries: int = Field(default=0, ge=0)
+    max_user_code_retries: int = Field(
+        default=0, ge=0, description="Attempts Metaflow's @retry gives user code (before @catch)."
+    )
+    retries: int = Field(default=0, ge=0, description="Airflow retries (user + platform errors).")
+    retry_delay_seconds: int | None = Field(default=None, ge=0)
+    timeout_seconds: int | None = Field(default=None, gt=0)
     resources: Resources = Resources()
-    image: str | None = None
+    pod: PodSpec = PodSpec()
     env: EnvMap = {}
 
 
@@ -133,16 +171,82 @@ class LocalCompute(_Model):
 
 
 class KubernetesCompute(_Model):
-    """Steps run as Kubernetes pods through KubernetesPodOperator."""
+    """Steps run as Kubernetes pods through KubernetesPodOperator (see each step's ``pod``)."""
 
     kind: Literal["kubernetes"] = "kubernetes"
-    image: str
-    namespace: str = "default"
-    service_account: str | None = None
     python: str = "python"
+    kubernetes_conn_id: str | None = None
+    in_cluster: bool | None = None
 
 
 Compute = Annotated[Union[LocalCompute, KubernetesCompute], Field(discriminator="kind")]
+
+
+class ScheduleSpec(_Model):
+    """When Airflow starts runs (Metaflow's ``@schedule``)."""
+
+    cron: str = Field(description="Five-field cron, as Airflow reads it.")
+    timezone: str | None = Field(default=None, description="IANA name; UTC when absent.")
+
+
+class ExternalTaskSensorSpec(_Model):
+    """Metaflow's ``@airflow_external_task_sensor``: wait for another DAG (or its tasks)."""
+
+    kind: Literal["external_task"] = "external_task"
+    task_id: str
+    external_dag_id: str
+    external_task_ids: tuple[str, ...] | None = None
+    allowed_states: tuple[str, ...] = ("success",)
+    failed_states: tuple[str, ...] | None = None
+    execution_delta_seconds: float | None = None
+    check_existence: bool = True
+    timeout: float = 3600
+    poke_interval: float = 60
+    mode: Literal["poke", "reschedule"] = "reschedule"
+    exponential_backoff: bool = True
+    pool: str | None = None
+    soft_fail: bool = False
+    doc: str | None = None
+
+
+class S3KeySensorSpec(_Model):
+    """Metaflow's ``@airflow_s3_key_sensor``: wait for an S3 key."""
+
+    kind: Literal["s3_key"] = "s3_key"
+    task_id: str
+    bucket_key: str | tuple[str, ...]
+    bucket_name: str | None = None
+    wildcard_match: bool = False
+    aws_conn_id: str | None = None
+    verify: bool | str | None = None
+    timeout: float = 3600
+    poke_interval: float = 60
+    mode: Literal["poke", "reschedule"] = "reschedule"
+    exponential_backoff: bool = True
+    pool: str | None = None
+    soft_fail: bool = False
+    doc: str | None = None
+
+
+Sensor = Annotated[Union[ExternalTaskSensorSpec, S3KeySensorSpec], Field(discriminator="kind")]
+
+
+class DeploymentSpec(_Model):
+    """How the DAG runs in Airflow: set by ``publish`` options."""
+
+    max_workers: int | None = Field(
+        default=None, gt=0, description="Concurrent tasks of each foreach body step in a run."
+    )
+    pool: str | None = None
+    is_paused_upon_creation: bool | None = None
+
+
+class ProjectSpec(_Model):
+    """Metaflow's ``@project``: the DAG id is ``project.branch.Flow``, as Metaflow names it."""
+
+    name: str
+    branch: str
+    production: bool = False
 
 
 class FlowManifest(_Model):
@@ -160,7 +264,11 @@ class FlowManifest(_Model):
     code_package: CodePackage
     parameters: tuple[ParameterSpec, ...] = ()
     steps: tuple[StepSpec, ...] = Field(min_length=2)
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = Field(default=(), description="DAG tags and Metaflow run tags.")
+    schedule: ScheduleSpec | None = None
+    sensors: tuple[Sensor, ...] = ()
+    deployment: DeploymentSpec = DeploymentSpec()
+    project: ProjectSpec | None = None
 
     @model_validator(mode="after")
     def _check_graph(self) -> FlowManifest:

@@ -34,8 +34,12 @@ class PublishRequest(BaseModel):
     compute: Literal["kubernetes", "local"] = "kubernetes"
     dag_id: str | None = None
     image: str | None = None
-    namespace: str = "default"
-    service_account: str | None = None
+    tags: tuple[str, ...] = ()
+    max_workers: int | None = None
+    pool: str | None = None
+    is_paused_upon_creation: bool | None = None
+    authorize: str | None = None
+    generate_new_token: bool = False
 
 
 class PublishResult(BaseModel):

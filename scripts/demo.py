@@ -41,6 +41,7 @@ def _environment() -> None:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "METAFLOW_AIRFLOW_STORE": STORE,
             "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(METAFLOW_ROOT),
+            "METAFLOW_CARD_LOCALROOT": str(METAFLOW_ROOT / ".metaflow" / "mf.cards"),
             "METAFLOW_DEFAULT_DATASTORE": "local",
             "METAFLOW_DEFAULT_METADATA": "local",
         }

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import AIRFLOW_HOME, REPO, SESSION_DIR, flow_path
+from helpers import AIRFLOW_HOME, SESSION_DIR, dagbag_parser, publisher
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -36,39 +34,14 @@ def store_url(tmp_path: Path) -> str:
 @pytest.fixture
 def publish(store_url: str):
     """Publish a flow file (from examples/ or tests/flows/) to ``store_url``."""
-    from metaflow_airflow import PublishRequest, publish_flow
-
-    def _publish(flow: str | Path, *, metaflow_options: tuple[str, ...] = (), **request: Any):
-        request.setdefault("store", store_url)
-        request.setdefault("compute", "local")
-        return publish_flow(
-            flow_path(flow), PublishRequest(**request), metaflow_options=metaflow_options
-        )
-
-    return _publish
+    return publisher(store_url)
 
 
 @pytest.fixture
-def dagbag(airflow_db: Path, monkeypatch: pytest.MonkeyPatch):
-    """Parse ``dags_loader.py`` with Airflow's DagBag against a given store.
-
-    The loader goes into the configured dags folder: ``dag.test()`` on Airflow 3 only runs
-    DAGs it can serialize from the dags-folder bundle."""
-    from metaflow_airflow.settings import get_settings
-
-    def _parse(store: str, storage_options: Mapping[str, Any] | None = None):
-        from airflow.dag_processing.dagbag import DagBag
-
-        dags = AIRFLOW_HOME / "dags"
-        shutil.copy(REPO / "dags_loader.py", dags / "dags_loader.py")
-        monkeypatch.setenv("METAFLOW_AIRFLOW_STORE", store)
-        if storage_options is not None:
-            monkeypatch.setenv("METAFLOW_AIRFLOW_STORAGE_OPTIONS", json.dumps(storage_options))
-        get_settings.cache_clear()
-        return DagBag(dag_folder=str(dags))
-
-    yield _parse
-    get_settings.cache_clear()
+def dagbag(airflow_db: Path):
+    """Parse ``dags_loader.py`` with Airflow's DagBag against a given store."""
+    with dagbag_parser() as parse:
+        yield parse
 
 
 @pytest.fixture

@@ -4,10 +4,14 @@ sets it on import; tests/conftest.py imports it before anything else."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOW_HOME / "dags"),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(METAFLOW_SYSROOT),
+        "METAFLOW_CARD_LOCALROOT": str(METAFLOW_SYSROOT / ".metaflow" / "mf.cards"),
         "METAFLOW_DEFAULT_DATASTORE": "local",
         "METAFLOW_DEFAULT_METADATA": "local",
         "METAFLOW_USER": "tester",
@@ -72,3 +77,49 @@ def user_artifacts(flow_name: str, run_id: str) -> dict[str, dict[str, Any]]:
                 a.id: a.data for a in task.artifacts if not a.id.startswith("_") and a.id != "name"
             }
     return result
+
+
+def publisher(store_url: str) -> Callable[..., Any]:
+    """A function that publishes a flow file (tests/flows/ or examples/) to ``store_url``."""
+    from metaflow_airflow import PublishRequest, publish_flow
+
+    def _publish(flow: str | Path, *, metaflow_options: tuple[str, ...] = (), **request: Any):
+        request.setdefault("store", store_url)
+        request.setdefault("compute", "local")
+        return publish_flow(
+            flow_path(flow), PublishRequest(**request), metaflow_options=metaflow_options
+        )
+
+    return _publish
+
+
+@contextmanager
+def dagbag_parser() -> Iterator[Callable[..., Any]]:
+    """Yields ``parse(store, storage_options=None)``: ``dags_loader.py`` read by a DagBag.
+
+    The loader goes into the configured dags folder: ``dag.test()`` on Airflow 3 only runs
+    DAGs it can serialize from the dags-folder bundle. The store settings are restored after."""
+    from metaflow_airflow.settings import get_settings
+
+    names = ("METAFLOW_AIRFLOW_STORE", "METAFLOW_AIRFLOW_STORAGE_OPTIONS")
+    saved = {name: os.environ.get(name) for name in names}
+
+    def parse(store: str, storage_options: Mapping[str, Any] | None = None):
+        from airflow.dag_processing.dagbag import DagBag
+
+        dags = AIRFLOW_HOME / "dags"
+        shutil.copy(REPO / "dags_loader.py", dags / "dags_loader.py")
+        os.environ["METAFLOW_AIRFLOW_STORE"] = store
+        os.environ["METAFLOW_AIRFLOW_STORAGE_OPTIONS"] = json.dumps(storage_options or {})
+        get_settings.cache_clear()
+        return DagBag(dag_folder=str(dags))
+
+    try:
+        yield parse
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()

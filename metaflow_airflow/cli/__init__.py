@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 
 import click
+from pydantic import ValidationError
 
 from ..errors import MetaflowAirflowError
 from .list_flows import list_command
 from .publish import publish_command
+from .schema import schema_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +21,7 @@ def cli() -> None:
 
 cli.add_command(publish_command)
 cli.add_command(list_command)
+cli.add_command(schema_command)
 
 
 def main() -> None:
@@ -32,4 +35,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except MetaflowAirflowError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        click.echo(f"error: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
         sys.exit(1)

@@ -20,8 +20,21 @@ from .options import storage_options_option, store_option
     help="Run steps as Kubernetes pods, or as processes on the Airflow worker.",
 )
 @click.option("--name", "dag_id", metavar="DAG_ID", help="DAG id (default: the flow's class name).")
-@click.option("--image", help="Container image for Kubernetes compute (default: Metaflow's).")
-@click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+@click.option("--image", help="Default container image for Kubernetes compute.")
+@click.option("--tag", "tags", multiple=True, help="DAG tag and Metaflow run tag (repeatable).")
+@click.option("--with", "with_decorators", multiple=True, metavar="DECORATOR",
+              help="Add a step decorator to every step, e.g. 'retry:times=3' (repeatable).")
+@click.option("--max-workers", type=click.IntRange(min=1),
+              help="Concurrent tasks of each foreach body step within one run.")
+@click.option("--worker-pool", "pool", help="Airflow pool for every task.")
+@click.option("--is-paused-upon-creation", is_flag=True, default=None,
+              help="The DAG starts paused when Airflow first sees it.")
+@click.option("--branch", help="@project branch to publish to.")
+@click.option("--production", is_flag=True, help="Publish to the @project production branch.")
+@click.option("--authorize", metavar="TOKEN",
+              help="Production token that authorizes taking over another user's deployment.")
+@click.option("--generate-new-token", is_flag=True,
+              help="Start a new production namespace for this DAG.")
 @click.option("--datastore", type=click.Choice(["local", "s3", "azure", "gs"]),
               help="Metaflow datastore for code and artifacts (default: Metaflow's configuration).")
 @click.option("--datastore-root", metavar="URL", help="Root of that datastore.")
@@ -29,15 +42,13 @@ from .options import storage_options_option, store_option
               help="Metaflow metadata provider (default: Metaflow's configuration).")
 def publish_command(
     flow_file: str,
-    store: str,
-    storage_options: dict,
-    compute: str,
-    dag_id: str | None,
-    image: str | None,
-    namespace: str,
+    with_decorators: tuple[str, ...],
+    branch: str | None,
+    production: bool,
     datastore: str | None,
     datastore_root: str | None,
     metadata: str | None,
+    **request: object,
 ) -> None:
     """Compile FLOW_FILE, upload its code package, and publish its manifest.
 
@@ -45,22 +56,23 @@ def publish_command(
     Examples:
       metaflow-airflow publish flow.py --store s3://bucket/flows --datastore s3
       metaflow-airflow publish flow.py --store file:///srv/flows --compute local --name nightly
+      metaflow-airflow publish flow.py --with retry --tag team:ml --max-workers 8
     """
-    metaflow_options = [
+    metaflow_options = [f"--with={deco}" for deco in with_decorators]
+    metaflow_options += [
         f"--{name}={value}"
         for name, value in (
-            ("datastore", datastore), ("datastore-root", datastore_root), ("metadata", metadata)
+            ("datastore", datastore),
+            ("datastore-root", datastore_root),
+            ("metadata", metadata),
+            ("branch", branch),
         )
         if value
     ]
-    request = PublishRequest(
-        store=store,
-        storage_options=storage_options,
-        compute=compute,
-        dag_id=dag_id,
-        image=image,
-        namespace=namespace,
+    if production:
+        metaflow_options.append("--production")
+    result = publish_flow(
+        flow_file, PublishRequest(**request), metaflow_options=metaflow_options
     )
-    result = publish_flow(flow_file, request, metaflow_options=metaflow_options)
     click.echo(f"dag_id: {result.dag_id}")
     click.echo(f"manifest: {result.manifest_url}")

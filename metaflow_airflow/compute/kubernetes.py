@@ -15,7 +15,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from kubernetes.client import models as k8s
 
 from ..command import StepCommands, render_step_commands
-from ..manifest import ContainerScript, FlowManifest, KubernetesCompute, StepSpec
+from ..manifest import ContainerScript, FlowManifest, KubernetesCompute, PodSpec, StepSpec
 from ..runtime import StepInvocation, TaskRef, resolve_invocation, split_count_result
 from .context import task_ref_from_context
 
@@ -30,20 +30,38 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
     def __init__(self, *, manifest: FlowManifest, step: StepSpec, **kwargs: Any) -> None:
         compute = manifest.compute
         assert isinstance(compute, KubernetesCompute)
+        pod = step.pod
+        connection: dict[str, Any] = {"in_cluster": compute.in_cluster}
+        if compute.kubernetes_conn_id:
+            connection["kubernetes_conn_id"] = compute.kubernetes_conn_id
+        volumes, mounts = _volumes(pod)
         super().__init__(
             task_id=step.name,
             name=step.name.replace("_", "-").lower(),
-            image=step.image or compute.image,
-            namespace=compute.namespace,
-            service_account_name=compute.service_account,
+            image=pod.image,
+            image_pull_policy=pod.image_pull_policy,
+            image_pull_secrets=[k8s.V1LocalObjectReference(name=n) for n in pod.image_pull_secrets],
+            namespace=pod.namespace,
+            service_account_name=pod.service_account,
+            env_from=[
+                k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=name))
+                for name in pod.secrets
+            ],
+            node_selector=dict(pod.node_selector) or None,
+            tolerations=[k8s.V1Toleration(**t) for t in pod.tolerations] or None,
+            volumes=volumes,
+            volume_mounts=mounts,
+            container_security_context=dict(pod.security_context) or None,
             cmds=["bash", "-c"],
             arguments=[],
             container_resources=_resources(step),
             labels={
+                **pod.labels,
                 "app.kubernetes.io/name": "metaflow-task",
                 "app.kubernetes.io/part-of": "metaflow",
             },
             annotations={
+                **pod.annotations,
                 "metaflow/flow_name": manifest.flow_name,
                 "metaflow/step_name": step.name,
                 "metaflow/owner": manifest.published_by,
@@ -53,6 +71,7 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
             log_events_on_failure=True,
             reattach_on_restart=False,
             on_finish_action="delete_pod",
+            **connection,
             **kwargs,
         )
         self.manifest = manifest
@@ -71,6 +90,8 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
         )
         self.arguments = [pod_script(self.manifest.code_package.container, commands)]
         env = {**commands.env, **_log_env(self.manifest, invocation)}
+        if self.step.pod.tmpfs:  # Metaflow puts its temporary files on the tmpfs volume
+            env["METAFLOW_TEMPDIR"] = self.step.pod.tmpfs.path
         self.env_vars = [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(env.items())]
         return invocation
 
@@ -117,5 +138,33 @@ def _resources(step: StepSpec) -> k8s.V1ResourceRequirements:
         "memory": f"{resources.memory_mb}M",
         "ephemeral-storage": f"{resources.disk_mb}M",
     }
-    limits = {"nvidia.com/gpu": str(resources.gpu)} if resources.gpu else None
+    gpu = f"{step.pod.gpu_vendor.lower()}.com/gpu"
+    limits = {gpu: str(resources.gpu)} if resources.gpu else None
     return k8s.V1ResourceRequirements(requests=requests, limits=limits)
+
+
+def _volumes(pod: PodSpec) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMount]]:
+    """Persistent volume claims, the tmpfs scratch space and /dev/shm."""
+    volumes, mounts = [], []
+    for claim, path in sorted(pod.persistent_volume_claims.items()):
+        volumes.append(
+            k8s.V1Volume(
+                name=claim,
+                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=claim),
+            )
+        )
+        mounts.append(k8s.V1VolumeMount(name=claim, mount_path=path))
+    memory_volumes = []
+    if pod.tmpfs:
+        memory_volumes.append(("tmpfs-ephemeral-volume", pod.tmpfs.path, pod.tmpfs.size_mb))
+    if pod.shared_memory_mb:
+        memory_volumes.append(("dhsm", "/dev/shm", pod.shared_memory_mb))
+    for name, path, size_mb in memory_volumes:
+        volumes.append(
+            k8s.V1Volume(
+                name=name,
+                empty_dir=k8s.V1EmptyDirVolumeSource(medium="Memory", size_limit=f"{size_mb}Mi"),
+            )
+        )
+        mounts.append(k8s.V1VolumeMount(name=name, mount_path=path))
+    return volumes, mounts

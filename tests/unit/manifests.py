@@ -28,7 +28,7 @@ def make_manifest(
         published_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
         published_by="tester",
         source_file="/f.py",
-        compute=KubernetesCompute(image="python:3.11") if kubernetes else LocalCompute(),
+        compute=KubernetesCompute() if kubernetes else LocalCompute(),
         metaflow=MetaflowRuntime(
             version="2.19", flow_file="f.py", datastore="s3", datastore_root="s3://b/mf", user="u"
         ),

@@ -1,0 +1,102 @@
+"""Metaflow step decorators at run time on real Airflow with local compute: @retry, @catch,
+@environment, @card, @timeout, and parameter corner cases (required, deploy-time, 'name')."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import dagbag_parser, flow_path, publisher, user_artifacts
+from test_examples import run_on_airflow
+
+from metaflow_airflow.ids import metaflow_run_id
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory) -> str:
+    return f"file://{tmp_path_factory.mktemp('features-store')}"
+
+
+@pytest.fixture(scope="module")
+def parse(airflow_db):
+    with dagbag_parser() as parse_store:
+        yield parse_store
+
+
+@pytest.fixture(scope="module")
+def features_run(store_url, parse):
+    """One run of tests/flows/features_flow.py, shared by the tests below."""
+    publisher(store_url)("features_flow.py")
+    run_id = run_on_airflow(parse, store_url, "FeaturesFlow", {"name": "alice", "size": 2})
+    return user_artifacts("FeaturesFlow", run_id), run_id
+
+
+def test_retry_runs_the_step_again_with_metaflows_retry_count(features_run):
+    artifacts, _ = features_run
+    assert artifacts["start"]["start_attempt"] == 1
+
+
+def test_catch_lets_the_run_finish_with_the_exception_stored(features_run):
+    artifacts, _ = features_run
+    failure = artifacts["caught"]["failure"]
+    assert "this step always fails" in str(failure)
+    assert artifacts["caught"]["caught_attempt"] == 1  # the last of @retry(times=1)'s attempts
+
+
+def test_environment_values_are_visible_in_the_step(features_run):
+    artifacts, _ = features_run
+    assert artifacts["end"]["greeting"] == "hello from @environment"
+
+
+def test_parameter_name_required_and_deploy_time_values(features_run):
+    artifacts, _ = features_run
+    assert artifacts["end"]["summary"] == "alice 2 FeaturesFlow-published-by-tester"
+
+
+def test_cards_are_produced_and_readable(features_run, store_url):
+    """Read back with Metaflow's own ``card get``, in the run's production namespace."""
+    from metaflow_airflow import ManifestStore
+
+    _, run_id = features_run
+    (task_id,) = _end_tasks(run_id)
+    token = ManifestStore(store_url).read("FeaturesFlow").metaflow.env["METAFLOW_PRODUCTION_TOKEN"]
+    shown = subprocess.run(
+        [sys.executable, str(flow_path("features_flow.py")), "card", "get",
+         f"{run_id}/end/{task_id}"],
+        env={**os.environ, "METAFLOW_PRODUCTION_TOKEN": token},
+        capture_output=True, text=True, check=True,
+    )
+    assert "<html" in shown.stdout.lower()
+
+
+def _end_tasks(run_id):
+    from metaflow import Step, namespace
+
+    namespace(None)
+    return [t.id for t in Step(f"FeaturesFlow/{run_id}/end")]
+
+
+def test_timeout_kills_a_step_that_sleeps_past_it(parse, store_url, tmp_path):
+    pid_file = tmp_path / "sleepy.pid"
+    os.environ["SLEEPY_PID_FILE"] = str(pid_file)
+    try:
+        publisher(store_url)("timeout_flow.py")
+        bag = parse(store_url)
+        started = time.monotonic()
+        dag_run = bag.get_dag("TimeoutFlow").test()
+        elapsed = time.monotonic() - started
+    finally:
+        del os.environ["SLEEPY_PID_FILE"]
+    assert str(getattr(dag_run.state, "value", dag_run.state)) == "failed"
+    assert elapsed < 90
+    pid = int(pid_file.read_text())
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    run_id = metaflow_run_id(dag_run.run_id, "TimeoutFlow")
+    assert "end" not in user_artifacts("TimeoutFlow", run_id)
