@@ -9,6 +9,8 @@ Usage (by :func:`metaflow_airflow.publisher.publish_flow` only)::
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import json
 import os
 import re
@@ -20,7 +22,6 @@ from typing import Any
 
 from metaflow import current, metaflow_config
 from metaflow._vendor import click
-from metaflow.cli import cli as metaflow_cli
 from metaflow.decorators import flow_decorators
 from metaflow.exception import MetaflowException
 from metaflow.plugins.airflow.airflow_cli import resolve_dag_name, resolve_token
@@ -47,7 +48,7 @@ from .store import ManifestStore
 _EXTRACT_ROOT = "{root}"
 
 
-@metaflow_cli.command(name=PUBLISH_COMMAND, help="Publish this flow to a metaflow-airflow store.")
+@click.command(name=PUBLISH_COMMAND, help="Publish this flow to a metaflow-airflow store.")
 @click.option("--request", required=True, help="A PublishRequest as JSON.")
 @click.option("--result", required=True, help="Where to write the PublishResult as JSON.")
 @click.pass_obj
@@ -235,11 +236,34 @@ def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, s
     return {k: str(v) for k, v in sorted(env.items()) if v not in (None, "")}
 
 
+class _RegisterPublishCommand(importlib.abc.MetaPathFinder):
+    """Adds the publish command to Metaflow's CLI when Metaflow first imports it.
+
+    Metaflow imports ``metaflow.cli`` inside the flow's context and adds the flow decorators'
+    options (``--branch`` of ``@project``...) at that moment, so importing it any earlier would
+    lose them."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "metaflow.cli":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            load(module)
+            module.cli.add_command(publish_command)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 def main(argv: list[str]) -> None:
     """Run ``argv[0]`` (the flow file) as ``__main__`` with the rest as its command line."""
     flow_file = argv[0]
     sys.argv = [flow_file, *argv[1:]]
     sys.path.insert(0, os.path.dirname(os.path.abspath(flow_file)))
+    sys.meta_path.insert(0, _RegisterPublishCommand())
     runpy.run_path(flow_file, run_name="__main__")
 
 
