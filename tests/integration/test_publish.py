@@ -78,7 +78,7 @@ def test_kubernetes_compute_refuses_the_local_datastore(publish, store_url):
 
 
 def test_invalid_dag_id_is_refused(publish):
-    with pytest.raises(CompileError, match="DAG id 'no spaces' is not valid"):
+    with pytest.raises(CompileError, match="Name 'no spaces' contains invalid characters"):
         publish("branch_flow.py", dag_id="no spaces")
 
 
