@@ -1,0 +1,143 @@
+"""A real S3 for integration tests: ``moto_server`` on 127.0.0.1 (a free port) for the session,
+and a fresh bucket per test with the AWS and Metaflow environment pointing at it.
+
+Metaflow publishes with ``--datastore=s3`` in a child process that inherits ``os.environ``, so the
+endpoint and credentials are set in the environment (with ``monkeypatch``) rather than passed to
+Metaflow. The Metaflow Client in *this* process read its configuration at import, so tests that
+check S3 runs use a subprocess or the store API instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(endpoint: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto_server exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"moto_server did not answer on {endpoint} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``moto_server`` process for the whole session; yields its endpoint URL."""
+    binary = Path(sys.executable).parent / "moto_server"
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **AWS_ENV},
+            start_new_session=True,
+        )
+    try:
+        _wait_until_up(endpoint, process)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """One fresh bucket on the moto server."""
+
+    endpoint: str
+    name: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.name}"
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec/s3fs options for a store in this bucket."""
+        return storage_options(self.endpoint)
+
+    def fs(self):
+        import s3fs
+
+        return s3fs.S3FileSystem(**self.storage_options, skip_instance_cache=True)
+
+
+def storage_options(endpoint: str) -> dict[str, Any]:
+    """fsspec options that point s3fs at ``endpoint``."""
+    return {"client_kwargs": {"endpoint_url": endpoint}}
+
+
+@pytest.fixture
+def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """AWS credentials and Metaflow's S3 endpoint in this test's environment (inherited by
+    publish's flow process and any subprocess). Yields the endpoint URL."""
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("METAFLOW_S3_ENDPOINT_URL", s3_server)
+    return s3_server
+
+
+@pytest.fixture
+def s3_bucket_info(s3_env: str) -> S3Bucket:
+    """A freshly created, empty bucket (unique name) on the moto server."""
+    import s3fs
+
+    bucket = S3Bucket(endpoint=s3_env, name=f"mfa-test-{uuid.uuid4().hex[:16]}")
+    # region comes from AWS_DEFAULT_REGION: s3fs cannot create a bucket with region_name in
+    # client_kwargs (InvalidLocationConstraint for us-east-1).
+    fs = s3fs.S3FileSystem(**bucket.storage_options, skip_instance_cache=True)
+    fs.mkdir(bucket.name)
+    return bucket
+
+
+@pytest.fixture
+def s3_bucket(s3_bucket_info: S3Bucket) -> str:
+    """``s3://<fresh bucket>``, with the test's environment set up to reach it."""
+    return s3_bucket_info.url
+
+
+@pytest.fixture
+def s3_storage_options(s3_env: str) -> dict[str, Any]:
+    """fsspec storage options for a store on the moto server."""
+    return storage_options(s3_env)
