@@ -73,11 +73,17 @@ def render_step_commands(
     )
     if step.type == "foreach":
         argvs.append((python, "-c", SPLIT_COUNT_SCRIPT, invocation.pathspec, result_file))
+    package = manifest.code_package
     env = {
         **metaflow.env,
         **step.env,
         "METAFLOW_USER": metaflow.user,
         "PYTHONUNBUFFERED": "x",
+        # Metaflow records these as the task's code package (Task.code, resume).
+        "METAFLOW_CODE_URL": package.url,
+        "METAFLOW_CODE_SHA": package.sha,
+        "METAFLOW_CODE_DS": metaflow.datastore,
+        "METAFLOW_CODE_METADATA": package.metadata,
         **invocation.parameter_env,
     }
     return StepCommands(argvs=tuple(argvs), env=env)

@@ -68,7 +68,7 @@ def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
     flow, graph = obj.flow, obj.graph
     dag_id, token_prefix, is_project = _dag_name(request.dag_id)
     _check_dag_id(dag_id)
-    compute = _compute(request, obj.flow_datastore.TYPE)
+    compute = _compute(request, obj)
     steps = compile_steps(graph, kubernetes=compute.kind == "kubernetes", image=request.image)
     parameters = compile_parameters(flow)
     schedule = compile_schedule(flow)
@@ -103,8 +103,22 @@ def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
     )
     url = store.write(manifest)
     return PublishResult(
-        dag_id=dag_id, manifest_url=url, flow_name=flow.name, code_package_url=package.url
+        dag_id=dag_id,
+        manifest_url=url,
+        flow_name=flow.name,
+        code_package_url=package.url,
+        warnings=_warnings(compute, obj.metadata.TYPE),
     )
+
+
+def _warnings(compute: LocalCompute | KubernetesCompute, metadata: str) -> tuple[str, ...]:
+    if compute.kind == "kubernetes" and metadata == "local":
+        return (
+            "--compute kubernetes with local metadata: each pod keeps its run's metadata and "
+            "loses it when it ends, so the Client API cannot find Airflow runs; use "
+            "--metadata service (a Metaflow metadata service) in production",
+        )
+    return ()
 
 
 def _dag_name(requested: str | None) -> tuple[str, str, bool]:
@@ -131,8 +145,14 @@ def _check_dag_id(dag_id: str) -> None:
         )
 
 
-def _compute(request: PublishRequest, datastore: str) -> LocalCompute | KubernetesCompute:
+def _compute(request: PublishRequest, obj: Any) -> LocalCompute | KubernetesCompute:
+    datastore = obj.flow_datastore.TYPE
     if request.compute == "local":
+        if obj.environment.TYPE != "local":
+            raise CompileError(
+                f"--compute local runs steps in the Airflow worker's Python; the "
+                f"{obj.environment.TYPE!r} environment (@conda/@pypi) needs --compute kubernetes"
+            )
         return LocalCompute()
     if datastore == "local":
         raise CompileError(
@@ -171,9 +191,14 @@ def _container_script(obj: Any, url: str, metadata: str) -> ContainerScript:
     if datastore == "local":
         return ContainerScript()
     setup = obj.environment.get_package_commands(url, datastore, metadata)
+    bootstrap = {
+        node.name: tuple(_unquote(c) for c in obj.environment.bootstrap_commands(node.name, datastore))
+        for node in obj.graph
+    }
     # Metaflow renders these for embedding in `bash -c "..."`; store the plain shell.
     return ContainerScript(
         setup=tuple(_unquote(cmd) for cmd in setup),
+        bootstrap={name: cmds for name, cmds in sorted(bootstrap.items()) if cmds},
         capture_logs=_unquote(bash_capture_logs("{commands}")),
         save_logs=BASH_SAVE_LOGS,
     )

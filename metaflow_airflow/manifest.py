@@ -127,6 +127,10 @@ class ContainerScript(_Model):
     setup: tuple[str, ...] = Field(
         default=(), description="Commands that fetch and unpack the code package."
     )
+    bootstrap: dict[str, tuple[str, ...]] = Field(
+        default={},
+        description="Per step: commands that prepare its Metaflow environment (conda, pypi).",
+    )
     capture_logs: str = Field(
         default="{commands}",
         description="Wraps the step commands (at '{commands}') so Metaflow keeps their logs.",

@@ -51,6 +51,7 @@ class PublishResult(BaseModel):
     manifest_url: str
     flow_name: str
     code_package_url: str
+    warnings: tuple[str, ...] = ()
 
 
 def publish_flow(

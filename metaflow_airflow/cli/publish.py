@@ -74,5 +74,7 @@ def publish_command(
     result = publish_flow(
         flow_file, PublishRequest(**request), metaflow_options=metaflow_options
     )
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"dag_id: {result.dag_id}")
     click.echo(f"manifest: {result.manifest_url}")

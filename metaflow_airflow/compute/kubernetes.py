@@ -51,7 +51,9 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
             tolerations=[k8s.V1Toleration(**t) for t in pod.tolerations] or None,
             volumes=volumes,
             volume_mounts=mounts,
-            container_security_context=dict(pod.security_context) or None,
+            container_security_context=(
+                k8s.V1SecurityContext(**pod.security_context) if pod.security_context else None
+            ),
             cmds=["bash", "-c"],
             arguments=[],
             container_resources=_resources(step),
@@ -88,7 +90,7 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
             python=self.manifest.compute.python,
             result_file=XCOM_RETURN_FILE,
         )
-        self.arguments = [pod_script(self.manifest.code_package.container, commands)]
+        self.arguments = [pod_script(self.manifest.code_package.container, self.step, commands)]
         env = {**commands.env, **_log_env(self.manifest, invocation)}
         if self.step.pod.tmpfs:  # Metaflow puts its temporary files on the tmpfs volume
             env["METAFLOW_TEMPDIR"] = self.step.pod.tmpfs.path
@@ -108,9 +110,11 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
         return None
 
 
-def pod_script(container: ContainerScript, commands: StepCommands) -> str:
+def pod_script(container: ContainerScript, step: StepSpec, commands: StepCommands) -> str:
     """``bash -c`` text: Metaflow's bootstrap, then the step commands with their logs kept."""
-    steps = " && ".join(shlex.join(argv) for argv in commands.argvs)
+    steps = " && ".join(
+        [*container.bootstrap.get(step.name, ()), *(shlex.join(argv) for argv in commands.argvs)]
+    )
     script = " && ".join(
         [f"mkdir -p {LOG_DIR}", *container.setup, container.capture_logs.replace("{commands}", steps)]
     )

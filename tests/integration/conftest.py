@@ -9,6 +9,7 @@ check S3 runs use a subprocess or the store API instead.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from metaflow_airflow import ManifestStore
+from metaflow_airflow.manifest import FlowManifest
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -141,3 +145,57 @@ def s3_bucket(s3_bucket_info: S3Bucket) -> str:
 def s3_storage_options(s3_env: str) -> dict[str, Any]:
     """fsspec storage options for a store on the moto server."""
     return storage_options(s3_env)
+
+
+IMAGE = "python:3.11"
+
+# KubernetesPodOperator.build_pod_request_obj labels the pod with hook.is_in_cluster, which
+# loads a Kubernetes client configuration (not a connection to a server). With neither an
+# in-cluster service account nor ~/.kube/config it raises ConfigException, so the tests give
+# the default connection a kube config of an unreachable cluster: nothing is ever contacted.
+FAKE_KUBE_CONFIG = {
+    "apiVersion": "v1",
+    "kind": "Config",
+    "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
+    "users": [{"name": "none", "user": {"token": "unused"}}],
+    "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+    "current-context": "none",
+}
+
+
+@pytest.fixture
+def kube_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT",
+        json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": FAKE_KUBE_CONFIG}}),
+    )
+
+
+@pytest.fixture
+def datastore_root(s3_bucket_info) -> str:
+    """The Metaflow datastore root the examples are published with."""
+    return f"{s3_bucket_info.url}/metaflow"
+
+
+@pytest.fixture
+def publish_to_s3(publish, s3_bucket_info, datastore_root, kube_connection):
+    """Publish an example for Kubernetes with the S3 datastore; returns (manifest, DAG)."""
+    from metaflow_airflow.factory import build_dag
+
+    store_url = f"{s3_bucket_info.url}/flows"
+    options = s3_bucket_info.storage_options
+
+    def _publish(flow: str, **request: Any) -> tuple[FlowManifest, Any]:
+        result = publish(
+            flow,
+            **request,
+            store=store_url,
+            storage_options=options,
+            compute="kubernetes",
+            image=IMAGE,
+            metaflow_options=("--datastore=s3", f"--datastore-root={datastore_root}"),
+        )
+        manifest = ManifestStore(store_url, options).read(result.dag_id)
+        return manifest, build_dag(manifest)
+
+    return _publish

@@ -22,66 +22,14 @@ import pytest
 from metaflow_airflow import ManifestStore
 from metaflow_airflow.ids import metaflow_run_id, metaflow_task_id
 from metaflow_airflow.manifest import FlowManifest
-from metaflow_airflow.runtime import TaskRef
+from pods import AIRFLOW_RUN_ID, FOREACH_SPLITS, prepared_pod
 
 pytestmark = pytest.mark.timeout(300)
 
-AIRFLOW_RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 IMAGE = "python:3.11"
 XCOM_SIDECAR = "airflow-xcom-sidecar"
-FOREACH_SPLITS = 4  # ForeachFlow's items = [1, 2, 3, 4]
-
-# KubernetesPodOperator.build_pod_request_obj labels the pod with hook.is_in_cluster, which
-# loads a Kubernetes client configuration (not a connection to a server). With neither an
-# in-cluster service account nor ~/.kube/config it raises ConfigException, so the tests give
-# the default connection a kube config of an unreachable cluster: nothing is ever contacted.
-FAKE_KUBE_CONFIG = {
-    "apiVersion": "v1",
-    "kind": "Config",
-    "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
-    "users": [{"name": "none", "user": {"token": "unused"}}],
-    "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
-    "current-context": "none",
-}
 
 HOSTILE_TEXT = 'it\'s $(touch /tmp/pwned) `id`; | & "$HOME" \\ {{ ds }} \n\t✓'
-
-
-@pytest.fixture
-def kube_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_KUBERNETES_DEFAULT",
-        json.dumps({"conn_type": "kubernetes", "extra": {"kube_config": FAKE_KUBE_CONFIG}}),
-    )
-
-
-@pytest.fixture
-def datastore_root(s3_bucket_info) -> str:
-    """The Metaflow datastore root the examples are published with."""
-    return f"{s3_bucket_info.url}/metaflow"
-
-
-@pytest.fixture
-def publish_to_s3(publish, s3_bucket_info, datastore_root, kube_connection):
-    """Publish an example for Kubernetes with the S3 datastore; returns (manifest, DAG)."""
-    from metaflow_airflow.factory import build_dag
-
-    store_url = f"{s3_bucket_info.url}/flows"
-    options = s3_bucket_info.storage_options
-
-    def _publish(flow: str) -> tuple[FlowManifest, Any]:
-        result = publish(
-            flow,
-            store=store_url,
-            storage_options=options,
-            compute="kubernetes",
-            image=IMAGE,
-            metaflow_options=("--datastore=s3", f"--datastore-root={datastore_root}"),
-        )
-        manifest = ManifestStore(store_url, options).read(result.dag_id)
-        return manifest, build_dag(manifest)
-
-    return _publish
 
 
 # --- what each example's tasks must look like ------------------------------------------------
@@ -138,31 +86,6 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "split_index": {"square"},
     },
 }
-
-
-def prepared_pod(
-    manifest: FlowManifest,
-    dag: Any,
-    step: str,
-    *,
-    map_index: int = -1,
-    params: Mapping[str, Any] | None = None,
-) -> tuple[Any, Any]:
-    """The operator of ``step`` and the V1Pod it would submit for one task instance (built
-    without a task context, after ``prepare`` with the facts the context would give)."""
-    op = dag.get_task(step)
-    split_counts = {s.joins_foreach: FOREACH_SPLITS for s in manifest.steps if s.joins_foreach}
-    op.prepare(
-        TaskRef(
-            dag_id=manifest.dag_id,
-            airflow_run_id=AIRFLOW_RUN_ID,
-            map_index=map_index,
-            try_number=1,
-            params=dict(params or {}),
-            split_counts=split_counts,
-        )
-    )
-    return op, op.build_pod_request_obj()
 
 
 def container_env(pod: Any) -> dict[str, str]:
