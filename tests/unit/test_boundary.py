@@ -1,0 +1,115 @@
+"""The two worlds meet only in the manifest: the publish side and the shared modules never
+import Airflow, the Airflow side never imports Metaflow; and the public API is what we document.
+
+Imports are checked in fresh interpreters, since this test process may have imported anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import metaflow_airflow
+from metaflow_airflow import errors
+
+SHARED_MODULES = [
+    "metaflow_airflow",
+    "metaflow_airflow.manifest",
+    "metaflow_airflow.store",
+    "metaflow_airflow.publisher",
+]
+AIRFLOW_SIDE_MODULES = [
+    "metaflow_airflow.loader",
+    "metaflow_airflow.factory",
+    "metaflow_airflow.compute.local",
+    "metaflow_airflow.compute.kubernetes",
+]
+# The package docstring's public API.
+DOCUMENTED_API = {
+    "load_dags",
+    "publish_flow",
+    "PublishRequest",
+    "PublishResult",
+    "FlowManifest",
+    "ManifestStore",
+    "MetaflowAirflowError",
+    "CompileError",
+    "PublishError",
+    "StoreError",
+    "ManifestError",
+    "__version__",
+}
+
+
+def imported_top_level_packages(modules: list[str], env: dict[str, str]) -> set[str]:
+    """Import ``modules`` in a new interpreter; the top-level packages it then holds."""
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return set(json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
+def test_shared_modules_import_neither_airflow_nor_metaflow():
+    loaded = imported_top_level_packages(SHARED_MODULES, dict(os.environ))
+    assert "metaflow_airflow" in loaded
+    assert not {"airflow", "metaflow"} & loaded
+
+
+@pytest.mark.timeout(300)
+def test_airflow_side_never_imports_metaflow(tmp_path: Path):
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    loaded = imported_top_level_packages(AIRFLOW_SIDE_MODULES, env)
+    assert "airflow" in loaded  # the modules really were imported
+    assert "metaflow" not in loaded
+
+
+def test_all_names_exist():
+    for name in metaflow_airflow.__all__:
+        assert getattr(metaflow_airflow, name) is not None, name
+
+
+def test_all_is_the_documented_api():
+    assert set(metaflow_airflow.__all__) == DOCUMENTED_API
+    assert len(metaflow_airflow.__all__) == len(DOCUMENTED_API)
+    assert metaflow_airflow.__all__ == sorted(metaflow_airflow.__all__)
+
+
+def test_every_public_attribute_is_exported():
+    """As httpx's test_exported_members: nothing public is reachable but unlisted."""
+    public = {
+        name
+        for name, value in vars(metaflow_airflow).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)  # submodules
+        and getattr(value, "__module__", "").startswith("metaflow_airflow")
+    }
+    assert public <= set(metaflow_airflow.__all__)
+
+
+def test_exported_exceptions_are_the_error_tree():
+    for name in ("CompileError", "PublishError", "StoreError", "ManifestError"):
+        error = getattr(metaflow_airflow, name)
+        assert error is getattr(errors, name)
+        assert issubclass(error, metaflow_airflow.MetaflowAirflowError)
