@@ -10,15 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .manifest import FlowManifest, StepSpec
-from .runtime import SPLIT_COUNT_KEY, StepInvocation
+from .runtime import NEXT_STEPS_KEY, SPLIT_COUNT_KEY, StepInvocation
 
-# Runs after a foreach step: writes its split count where the compute hands it back as XCom.
-SPLIT_COUNT_SCRIPT = f"""\
+# Steps whose outcome decides what Airflow runs next: how many splits, which branch.
+REPORTING_STEP_TYPES = ("foreach", "split-switch")
+
+# Runs after such a step: writes its outcome where the compute hands it back as XCom.
+RESULT_SCRIPT = f"""\
 import json, sys
 from metaflow import Task, namespace
 namespace(None)
+task = Task(sys.argv[1])
+if sys.argv[3] == "foreach":
+    result = {{"{SPLIT_COUNT_KEY}": task["_foreach_num_splits"].data}}
+else:
+    result = {{"{NEXT_STEPS_KEY}": list(task["_transition"].data[0])}}
 with open(sys.argv[2], "w") as out:
-    json.dump({{"{SPLIT_COUNT_KEY}": Task(sys.argv[1])["_foreach_num_splits"].data}}, out)
+    json.dump(result, out)
 """
 
 
@@ -38,7 +46,8 @@ def render_step_commands(
     python: str,
     result_file: str,
 ) -> StepCommands:
-    """``init`` (start only), then ``step``, then, for a foreach, the split-count report."""
+    """``init`` (start only), then ``step``, then, for a foreach or a conditional, the report
+    of its outcome into ``result_file``."""
     metaflow = manifest.metaflow
     base = (
         python,
@@ -71,8 +80,8 @@ def render_step_commands(
             *split, *tags,
         )
     )
-    if step.type == "foreach":
-        argvs.append((python, "-c", SPLIT_COUNT_SCRIPT, invocation.pathspec, result_file))
+    if step.type in REPORTING_STEP_TYPES:
+        argvs.append((python, "-c", RESULT_SCRIPT, invocation.pathspec, result_file, step.type))
     package = manifest.code_package
     env = {
         **metaflow.env,

@@ -8,16 +8,22 @@ It reads Metaflow objects and returns manifest models; it uploads nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from metaflow import current
+from metaflow.exception import MetaflowException
 from metaflow.parameters import JSONTypeClass, deploy_time_eval
 from metaflow.plugins.kubernetes.kubernetes_decorator import KubernetesDecorator
 from metaflow.plugins.timeout_decorator import get_run_time_limit_for_task
 
 from .errors import CompileError
 from .manifest import (
+    ASSET_NAME_PATTERN,
+    EventTrigger,
     ExternalTaskSensorSpec,
+    FlowTrigger,
     ParameterSpec,
     PodSpec,
     Resources,
@@ -25,6 +31,8 @@ from .manifest import (
     ScheduleSpec,
     StepSpec,
     Tmpfs,
+    event_asset_uri,
+    flow_asset_uri,
 )
 from .support import SUPPORTED_STEP_TYPES, UNSUPPORTED_DECORATORS
 
@@ -84,13 +92,6 @@ def _refuse_unsupported(node: Any, nodes: dict[str, Any]) -> None:
                 f"step {node.name!r}: @{deco.name} is not supported on Airflow: "
                 + UNSUPPORTED_DECORATORS[deco.name]
             )
-    depth = sum(1 for p in node.split_parents if nodes[p].type == "foreach")
-    if node.type == "foreach":
-        depth += 1
-    if depth > 1:
-        raise CompileError(
-            f"step {node.name!r}: a foreach nested inside another foreach is not supported yet"
-        )
 
 
 def _runtime_decorator_specs(decorators: Iterable[Any]) -> Iterator[str]:
@@ -153,16 +154,22 @@ def _resources(decorators: Iterable[Any]) -> Resources:
 
 
 def _kubernetes_defaults(image: str | None) -> dict[str, Any]:
-    """What ``@kubernetes`` with no arguments resolves to under this Metaflow configuration."""
-    attributes = {"image": image} if image else {}
-    deco = KubernetesDecorator(attributes=attributes, statically_defined=False)
+    """What ``@kubernetes`` with no arguments resolves to under this Metaflow configuration,
+    with ``publish --image`` as the default image."""
+    deco = KubernetesDecorator(attributes={}, statically_defined=False)
     deco.init()
-    return dict(deco.attributes)
+    defaults = dict(deco.attributes)
+    defaults["metaflow_default_image"] = defaults["image"]
+    if image:
+        defaults["image"] = image
+    return defaults
 
 
 def _pod(node: Any, defaults: dict[str, Any]) -> PodSpec:
-    own = next((d.attributes for d in node.decorators if d.name == "kubernetes"), None)
-    a = {**defaults, **{k: v for k, v in (own or {}).items() if v not in (None, "", [], {})}}
+    own = dict(next((d.attributes for d in node.decorators if d.name == "kubernetes"), {}))
+    if own.get("image") == defaults["metaflow_default_image"]:
+        del own["image"]  # Metaflow filled in its default: publish --image takes precedence
+    a = {**defaults, **{k: v for k, v in own.items() if v not in (None, "", [], {})}}
     tmpfs = None
     if a.get("use_tmpfs") or a.get("tmpfs_size"):
         size = a.get("tmpfs_size") or int(float(a["memory"])) // 2
@@ -274,3 +281,135 @@ def _parse_json_default(name: str, text: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise CompileError(f"parameter {name!r}: its JSONType default is not JSON: {exc}") from exc
+
+
+# What Metaflow's Argo Workflows integration (the one that runs these decorators) accepts.
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_PAYLOAD_FIELD = re.compile(r"^[A-Za-z0-9_]+$")
+# Flow decorators whose behaviour Airflow does not give (yet), and why.
+UNSUPPORTED_FLOW_DECORATORS = {
+    "exit_hook": "exit hooks are not supported on Airflow yet; use an Airflow on_success/"
+    "on_failure callback, or a final step",
+}
+
+
+def refuse_unsupported_flow_decorators(flow: Any) -> None:
+    for name, reason in UNSUPPORTED_FLOW_DECORATORS.items():
+        if flow._flow_decorators.get(name):
+            raise CompileError(f"@{name} is not supported on Airflow: {reason}")
+
+
+def compile_finish_asset(flow: Any) -> str:
+    """The Asset this flow's successful runs emit: named by Metaflow's project-qualified flow
+    name (``project.branch.Flow`` under ``@project``), as ``@trigger_on_finish`` resolves it."""
+    return flow_asset_uri(_checked_asset_name(current.get("project_flow_name") or flow.name))
+
+
+def compile_triggers(
+    flow: Any, parameters: tuple[ParameterSpec, ...]
+) -> tuple[FlowTrigger | EventTrigger, ...]:
+    """``@trigger`` and ``@trigger_on_finish`` → the Assets the DAG is scheduled on.
+
+    Names resolve as Metaflow's Argo Workflows integration resolves them (deploy-time values
+    evaluated, ``@project`` applied to upstream flows, one event without a mapping maps every
+    Parameter from the payload field of its name); with several, all must have fired."""
+    triggers: list[FlowTrigger | EventTrigger] = []
+    triggers.extend(_event_triggers(flow, parameters))
+    triggers.extend(_flow_triggers(flow))
+    required = [p.name for p in parameters if p.required]
+    if triggers and required:
+        raise CompileError(
+            f"@trigger/@trigger_on_finish: parameter {required[0]!r} has no default; Airflow "
+            "schedules a DAG on Assets only when every Param has a default"
+        )
+    uris = [t.asset_uri for t in triggers]
+    duplicates = sorted({uri for uri in uris if uris.count(uri) > 1})
+    if duplicates:
+        raise CompileError(f"@trigger/@trigger_on_finish: {duplicates[0]} is listed twice")
+    return tuple(triggers)
+
+
+def _trigger_decorator(flow: Any, name: str) -> Any | None:
+    decos = flow._flow_decorators.get(name)
+    if not decos:
+        return None
+    deco = decos[0]
+    if deco.options:
+        raise CompileError(
+            f"@{name}(options=...) configures Argo Events; it has no meaning on Airflow "
+            f"(got {sorted(deco.options)})"
+        )
+    try:
+        deco.format_deploytime_value()
+    except MetaflowException as exc:  # a deploy-time function gave an unusable value
+        raise CompileError(f"@{name}: {str(exc).strip()}") from exc
+    return deco
+
+
+def _event_triggers(flow: Any, parameters: tuple[ParameterSpec, ...]) -> Iterator[EventTrigger]:
+    deco = _trigger_decorator(flow, "trigger")
+    if deco is None:
+        return
+    by_lower_name = {p.name.lower(): p.name for p in parameters}
+    mapped: set[str] = set()
+    events = []
+    for event in deco.triggers:
+        name = event["name"]
+        if not isinstance(name, str) or not _EVENT_NAME.match(name):
+            raise CompileError(
+                f"@trigger: invalid event name {name!r}: only letters, digits, '_', '-' and "
+                "'.' are allowed"
+            )
+        mapping = {}
+        for parameter, field in (event.get("parameters") or {}).items():
+            if not _PAYLOAD_FIELD.match(field):
+                raise CompileError(
+                    f"@trigger: invalid payload field {field!r} for event {name!r}: only "
+                    "letters, digits and '_' are allowed"
+                )
+            if parameter.lower() not in by_lower_name:
+                raise CompileError(
+                    f"@trigger: event {name!r} maps the payload field {field!r} to "
+                    f"{parameter!r}, which is not a Parameter of this flow"
+                )
+            if parameter.lower() in mapped:
+                raise CompileError(f"@trigger: parameter {parameter!r} is mapped twice")
+            mapped.add(parameter.lower())
+            mapping[by_lower_name[parameter.lower()]] = field
+        events.append((name, mapping))
+    if len(events) == 1 and not events[0][1]:  # Metaflow maps each Parameter by its own name
+        events = [(events[0][0], {p.name: p.name.lower() for p in parameters})]
+    for name, mapping in events:
+        yield EventTrigger(event=name, asset_uri=event_asset_uri(name), parameters=mapping)
+
+
+def _flow_triggers(flow: Any) -> Iterator[FlowTrigger]:
+    deco = _trigger_decorator(flow, "trigger_on_finish")
+    if deco is None:
+        return
+    own = current.get("project_flow_name") or flow.name
+    for upstream in deco.triggers:
+        project = upstream.get("project") or current.get("project_name")
+        branch = upstream.get("branch") or current.get("branch_name")
+        if bool(project) != bool(branch):
+            raise CompileError(
+                f"@trigger_on_finish: flow {upstream['flow']!r} names a project without a "
+                "branch (or a branch without a project): give both 'project' and "
+                "'project_branch', or use @project"
+            )
+        name = ".".join(v for v in (project, branch, upstream["flow"]) if v)
+        if name == own:
+            raise CompileError(
+                f"@trigger_on_finish: {name!r} is this flow itself; each run would start "
+                "the next one forever"
+            )
+        yield FlowTrigger(flow=_checked_asset_name(name), asset_uri=flow_asset_uri(name))
+
+
+def _checked_asset_name(name: str) -> str:
+    if not re.fullmatch(ASSET_NAME_PATTERN, name):
+        raise CompileError(
+            f"flow name {name!r} cannot name an Airflow Asset (letters, digits, '_', '.', "
+            "'-', '@', '+' only)"
+        )
+    return name

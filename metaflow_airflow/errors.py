@@ -6,7 +6,9 @@ All of them derive from :class:`MetaflowAirflowError`, so callers can catch one 
     ├── CompileError      a flow cannot be turned into a manifest (names the step and the reason)
     ├── PublishError      packaging or uploading failed after a successful compile
     ├── StoreError        the manifest store cannot be listed, read or written
+    ├── SigningKeyError   the manifest signing key is misconfigured (unreadable, too short)
     └── ManifestError     a stored manifest is not valid (names the manifest URL and the field)
+        └── SignatureError    its signature is missing or does not match (``require_signed``)
 """
 
 from __future__ import annotations
@@ -35,3 +37,11 @@ class ManifestError(MetaflowAirflowError):
         super().__init__(f"{url}: {detail}")
         self.url = url
         self.detail = detail
+
+
+class SignatureError(ManifestError):
+    """A manifest is unsigned, or its signature does not match its bytes under the key."""
+
+
+class SigningKeyError(MetaflowAirflowError):
+    """The signing key is configured but unusable (both sources set, unreadable, too short)."""

@@ -1,5 +1,9 @@
 """Manifest → Airflow DAG: one task per step, foreach bodies as mapped task groups.
 
+A foreach body is mapped over the split indexes its foreach task returns; the body of a nested
+foreach (whose foreach step is itself mapped) over the pairs a flattening task collects (see
+``mapping``). A step after a conditional runs when the branch that was taken succeeded.
+
 The DAG depends only on the manifest (no clock, no randomness, sorted iteration), so the same
 manifest always serializes to the same DAG and Airflow 3 does not version it on every parse.
 """
@@ -10,24 +14,35 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from .compat import DAG, BaseOperator, CronTriggerTimetable, Param, task_group
+from .compat import (
+    DAG,
+    Asset,
+    BaseOperator,
+    CronTriggerTimetable,
+    Param,
+    asset_schedule,
+    task_group,
+)
 from .manifest import FlowManifest, ParameterSpec, ScheduleSpec, StepSpec
-from .runtime import START_STEP
+from .mapping import ForeachSplitsOperator
+from .runtime import START_STEP, converges
 from .sensors import build_sensor
+from .ui import dag_doc_md
 
 _JSON_SCHEMA_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
 MakeTask = Callable[[StepSpec], BaseOperator]
 
 
-def build_dag(manifest: FlowManifest) -> DAG:
-    """The Airflow DAG for one published flow."""
+def build_dag(manifest: FlowManifest, manifest_url: str | None = None) -> DAG:
+    """The Airflow DAG for one published flow; ``manifest_url`` (where the loader read it) is
+    shown in the DAG's documentation."""
     make_task = _task_factory(manifest)
     with DAG(
         dag_id=manifest.dag_id,
         description=_first_line(manifest.description) or f"Metaflow flow {manifest.flow_name}",
-        doc_md=manifest.description or None,
-        schedule=_timetable(manifest.schedule),
+        doc_md=dag_doc_md(manifest, manifest_url),
+        schedule=_schedule(manifest),
         start_date=manifest.published_at,
         catchup=False,
         params={p.name: airflow_param(p) for p in manifest.parameters},
@@ -39,17 +54,26 @@ def build_dag(manifest: FlowManifest) -> DAG:
         for sensor in manifest.sensors:
             tasks[sensor.task_id] = build_sensor(sensor)
         for step in manifest.steps:
-            if step.foreach is not None:
-                continue  # built inside its foreach's mapped group
-            tasks[step.name] = make_task(step)
-            if step.type == "foreach":
-                tasks.update(_foreach_body(manifest, step, tasks[step.name], make_task))
+            if step.foreach is None:  # body steps are built inside their foreach's group
+                tasks[step.name] = make_task(step)
+        for foreach in manifest.steps:  # topological: an outer body exists before an inner one
+            if foreach.type == "foreach":
+                tasks.update(_foreach_body(manifest, foreach, tasks, make_task))
         for step in manifest.steps:
             for parent in step.parents:
                 tasks[parent] >> tasks[step.name]
         for sensor in manifest.sensors:
             tasks[sensor.task_id] >> tasks[START_STEP]
     return dag
+
+
+def _schedule(manifest: FlowManifest) -> Any:
+    """``@schedule`` → a cron timetable; ``@trigger``/``@trigger_on_finish`` → the Assets they
+    name, all of which must have new events; both → whichever comes first."""
+    timetable = _timetable(manifest.schedule)
+    if not manifest.triggers:
+        return timetable
+    return asset_schedule([t.asset_uri for t in manifest.triggers], timetable)
 
 
 def _timetable(schedule: ScheduleSpec | None) -> CronTriggerTimetable | None:
@@ -66,11 +90,18 @@ def _default_args(manifest: FlowManifest) -> dict[str, Any]:
 
 
 def _foreach_body(
-    manifest: FlowManifest, foreach: StepSpec, foreach_task: BaseOperator, make_task: MakeTask
+    manifest: FlowManifest,
+    foreach: StepSpec,
+    tasks: dict[str, BaseOperator],
+    make_task: MakeTask,
 ) -> dict[str, BaseOperator]:
-    """Map the body over the foreach's split indexes; inside a mapped group, task i of a step
+    """Map the body over the foreach's splits; inside a mapped group, task i of a step
     waits only for task i of the step before it."""
     body: dict[str, BaseOperator] = {}
+    splits = tasks[foreach.name]
+    if foreach.foreach is not None:  # a mapped foreach: flatten its tasks' split lists first
+        splits = ForeachSplitsOperator(foreach=foreach.name)
+        tasks[foreach.name] >> splits
 
     @task_group(group_id=f"{foreach.name}_foreach", prefix_group_id=False)
     def mapped_body(split_index: int) -> None:
@@ -78,7 +109,7 @@ def _foreach_body(
             if step.foreach == foreach.name:
                 body[step.name] = make_task(step)
 
-    mapped_body.expand(split_index=foreach_task.output)
+    mapped_body.expand(split_index=splits.output)
     return body
 
 
@@ -107,10 +138,14 @@ def _task_factory(manifest: FlowManifest) -> MakeTask:
 def task_arguments(manifest: FlowManifest, step: StepSpec) -> dict[str, Any]:
     """What any compute's operator gets from the step: retries, timeout, concurrency, docs."""
     arguments: dict[str, Any] = {"retries": step.retries, "doc_md": step.doc or None}
+    if converges(step):  # after a conditional: the branch not taken is skipped
+        arguments["trigger_rule"] = "none_failed_min_one_success"
     if step.retry_delay_seconds is not None:
         arguments["retry_delay"] = timedelta(seconds=step.retry_delay_seconds)
     if step.timeout_seconds is not None:
         arguments["execution_timeout"] = timedelta(seconds=step.timeout_seconds)
+    if step.type == "end":  # a successful run emits the flow's Asset (@trigger_on_finish)
+        arguments["outlets"] = [Asset(manifest.finish_asset_uri)]
     if step.foreach is not None and manifest.deployment.max_workers:
         arguments["max_active_tis_per_dagrun"] = manifest.deployment.max_workers
     return arguments

@@ -29,7 +29,15 @@ from metaflow.mflog import BASH_SAVE_LOGS, bash_capture_logs
 from metaflow.package import MetaflowPackage
 from metaflow.util import dict_to_cli_options, get_username
 
-from .compiler import compile_parameters, compile_schedule, compile_sensors, compile_steps
+from .compiler import (
+    compile_finish_asset,
+    compile_parameters,
+    compile_schedule,
+    compile_sensors,
+    compile_steps,
+    compile_triggers,
+    refuse_unsupported_flow_decorators,
+)
 from .errors import CompileError, MetaflowAirflowError
 from .manifest import (
     DAG_ID_PATTERN,
@@ -42,7 +50,9 @@ from .manifest import (
     MetaflowRuntime,
     ProjectSpec,
 )
-from .publisher import PUBLISH_COMMAND, PublishRequest, PublishResult
+from .publisher import PROGRESS_MARK, PUBLISH_COMMAND, PublishRequest, PublishResult
+from .secrets_check import refuse_plaintext_secrets
+from .signing import load_signing_key, signature_path
 from .store import ManifestStore
 
 _EXTRACT_ROOT = "{root}"
@@ -66,18 +76,25 @@ def publish_command(obj: Any, request: str, result: str) -> None:
 def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
     """Compile first, so that nothing is uploaded for a flow that cannot run on Airflow."""
     flow, graph = obj.flow, obj.graph
+    _progress(f"compiling {flow.name}...")
     dag_id, token_prefix, is_project = _dag_name(request.dag_id)
     _check_dag_id(dag_id)
     compute = _compute(request, obj)
     steps = compile_steps(graph, kubernetes=compute.kind == "kubernetes", image=request.image)
+    refuse_plaintext_secrets(steps, allow=request.allow_plaintext_env)
+    signing_key = load_signing_key()  # a misconfigured key fails before anything is uploaded
     parameters = compile_parameters(flow)
     schedule = compile_schedule(flow)
     sensors = compile_sensors(flow)
+    refuse_unsupported_flow_decorators(flow)
+    triggers = compile_triggers(flow, parameters)
+    finish_asset = compile_finish_asset(flow)
     store = ManifestStore(request.store, request.storage_options)
 
     token = resolve_token(
         dag_id, token_prefix, obj, request.authorize, None, request.generate_new_token, is_project
     )
+    _progress(f"packaging code and uploading it to the {obj.flow_datastore.TYPE} datastore...")
     package = _upload_code_package(obj)
     manifest = FlowManifest(
         dag_id=dag_id,
@@ -100,15 +117,24 @@ def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
             is_paused_upon_creation=request.is_paused_upon_creation,
         ),
         project=_project() if is_project else None,
+        triggers=triggers,
+        asset_uri=finish_asset,
     )
-    url = store.write(manifest)
+    _progress(f"writing manifest {store.manifest_url(dag_id)}...")
+    url = store.write(manifest, signing_key)  # the store signs each version before it is current
     return PublishResult(
         dag_id=dag_id,
         manifest_url=url,
+        signature_url=signature_path(url) if signing_key else None,
         flow_name=flow.name,
         code_package_url=package.url,
         warnings=_warnings(compute, obj.metadata.TYPE),
     )
+
+
+def _progress(message: str) -> None:
+    """A progress line for :func:`~metaflow_airflow.publisher.publish_flow` to pass on."""
+    print(PROGRESS_MARK + message, file=sys.stderr, flush=True)
 
 
 def _warnings(compute: LocalCompute | KubernetesCompute, metadata: str) -> tuple[str, ...]:
@@ -248,8 +274,12 @@ def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, s
     elif datastore == "azure":
         env["METAFLOW_DATASTORE_SYSROOT_AZURE"] = root
         env["METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT"] = c.AZURE_STORAGE_BLOB_SERVICE_ENDPOINT
+        env["METAFLOW_DEFAULT_AZURE_CLIENT_PROVIDER"] = c.DEFAULT_AZURE_CLIENT_PROVIDER
     elif datastore == "gs":
         env["METAFLOW_DATASTORE_SYSROOT_GS"] = root
+        env["METAFLOW_DEFAULT_GCP_CLIENT_PROVIDER"] = c.DEFAULT_GCP_CLIENT_PROVIDER
+        # A GCS emulator (Google's clients read this variable), as S3 has its endpoint URL.
+        env["STORAGE_EMULATOR_HOST"] = os.environ.get("STORAGE_EMULATOR_HOST")
     if metadata == "service":
         env["METAFLOW_SERVICE_URL"] = c.SERVICE_INTERNAL_URL or c.SERVICE_URL
         env["METAFLOW_SERVICE_HEADERS"] = json.dumps(c.SERVICE_HEADERS or {})

@@ -1,20 +1,39 @@
 """``load_dags()``: what the one ``dags_loader.py`` file in Airflow's dags folder calls.
 
-It never raises by default: a broken manifest or an unreachable store is logged, and the other
-DAGs still load (Airflow would otherwise drop every DAG of the file). ``strict`` raises, for CI.
+A parse (a new process, every 30 s by default) lists the store once, reads and validates only
+the manifests whose change marker moved since the local last-known-good cache (:mod:`.cache`),
+then builds the DAGs. When Airflow parses to run one task, its parsing context names the DAG:
+only that one is built, from the cache when it is fresh enough, else after one read.
+
+It never raises by default, since Airflow would drop every DAG of the file: a store that is
+unreachable, failing or slow (``store_timeout_seconds``) serves the cached DAGs with one warning,
+and only a successful listing removes a DAG; a broken manifest affects its own DAG only (the
+last good version keeps running, else a placeholder DAG shows the error). ``strict`` raises.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
-from .errors import MetaflowAirflowError
+from .cache import CacheEntry, ManifestCache
+from .compat import DAG, get_parsing_context
+from .errors import ManifestError, MetaflowAirflowError, SigningKeyError, StoreError
+from .factory import build_dag
+from .manifest import FlowManifest
+from .placeholder import last_good_notice, placeholder_dag
 from .settings import Settings, get_settings
-from .store import ManifestStore
+from .sharding import check_shard, shard_of
+from .signing import SIGNATURE_SUFFIX, load_signing_key, verify
+from .store import ManifestStore, content_hash, manifest_url, parse_manifest
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def load_dags(
@@ -23,34 +42,362 @@ def load_dags(
     store: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Build a DAG for every manifest in the store and put them into ``target`` (the loader
-    file's ``globals()``). Returns the DAGs by dag_id."""
-    from .factory import build_dag
-
+    shard: int = 0,
+    shards: int = 1,
+) -> dict[str, DAG]:
+    """Build a DAG for every manifest in the store (of shard ``shard`` of ``shards``, split by
+    a stable hash of the DAG id) and put them into ``target`` (the loader file's
+    ``globals()``). Returns the DAGs by dag_id."""
+    check_shard(shard, shards)
     settings = settings or get_settings()
-    dags: dict[str, Any] = {}
     try:
-        manifests, errors = ManifestStore(
+        loader = _Loader(
             store or settings.store or "",
             settings.storage_options if storage_options is None else storage_options,
-        ).read_all()
+            settings,
+            shard,
+            shards,
+        )
+        wanted = get_parsing_context().dag_id
+        dags = loader.only(wanted) if wanted else loader.everything()
     except MetaflowAirflowError as exc:
-        _report(settings, exc, "cannot load Metaflow DAGs")
-        return dags
-    for error in errors.values():
-        _report(settings, error, "skipping manifest")
-    for dag_id, manifest in manifests.items():
-        try:
-            dags[dag_id] = build_dag(manifest)
-        except Exception as exc:  # one DAG's failure must not hide the others
-            _report(settings, exc, f"cannot build DAG {dag_id}")
+        if settings.strict:
+            raise
+        log.error("metaflow-airflow: cannot load Metaflow DAGs: %s", exc)
+        return {}
     if target is not None:
         target.update(dags)
     return dags
 
 
-def _report(settings: Settings, error: Exception, what: str) -> None:
-    if settings.strict:
-        raise error
-    log.error("metaflow-airflow: %s: %s", what, error)
+@dataclass(frozen=True)
+class _Outcome:
+    """What to build for one DAG id: the manifest to run (the current one, or the last good
+    one when ``error`` says what is wrong with the current one)."""
+
+    manifest: FlowManifest | None
+    error: str | None
+
+
+class _Unavailable(Exception):
+    """The store did not answer, or answered with an error."""
+
+
+class _Loader:
+    """One parse of one loader file: the store, its cache folder, and the rules above."""
+
+    def __init__(
+        self,
+        url: str,
+        storage_options: Mapping[str, Any],
+        settings: Settings,
+        shard: int,
+        shards: int,
+    ) -> None:
+        if not url:
+            raise StoreError(
+                "no manifest store configured: set METAFLOW_AIRFLOW_STORE or pass store="
+            )
+        self.url = url.rstrip("/")
+        self.storage_options = dict(storage_options)
+        self.settings = settings
+        self.shard, self.shards = shard, shards
+        signed = " signed" if settings.require_signed else ""
+        self.cache = ManifestCache(settings.cache_dir, f"{self.url} {shard}/{shards}{signed}")
+        self._key, self._key_error = self._signing_key()
+        self._cache_warned = False
+
+    def owns(self, dag_id: str) -> bool:
+        return self.shards == 1 or shard_of(dag_id, self.shards) == self.shard
+
+    # --- what to build -----------------------------------------------------------------------
+
+    def everything(self) -> dict[str, DAG]:
+        """One listing; reads of what changed since the cache; the cache if the store fails.
+        While the store answers, the DAGs the cache holds are built (usually all of them)."""
+        entries = self.cache.load()
+        cached = self._cached(entries)
+        refresh = _Background(
+            self.settings.store_timeout_seconds,
+            lambda: self._fetch(self._open_store(), entries, cached),
+        )
+        ready = {
+            dag_id: self._build(dag_id, _Outcome(cached[dag_id], None))
+            for dag_id, entry in sorted(entries.items())
+            if dag_id in cached and entry.error is None
+        }
+        try:
+            listing, blobs = refresh.result()
+        except _Unavailable as exc:
+            return self._finish(self._serve_cache(entries, cached, exc), ready)
+        now = time.time()
+        fresh: dict[str, CacheEntry] = {}
+        outcomes: dict[str, _Outcome] = {}
+        for dag_id, marker in listing.items():
+            if dag_id in blobs:
+                ready.pop(dag_id, None)
+                accepted = self._accept(dag_id, marker, blobs, entries.get(dag_id), cached, now)
+                if accepted is None:
+                    continue
+                fresh[dag_id], outcomes[dag_id] = accepted
+            else:
+                fresh[dag_id] = replace(entries[dag_id], checked_at=now)
+                outcomes[dag_id] = _Outcome(cached.get(dag_id), fresh[dag_id].error)
+        self._save(fresh)
+        return self._finish(outcomes, ready)
+
+    def only(self, dag_id: str) -> dict[str, DAG]:
+        """A task's parse: just ``dag_id``, from the cache if the store confirmed it within
+        ``cache_fresh_seconds``, else after one read of its manifest."""
+        if not self.owns(dag_id):
+            return {}
+        entries = self.cache.load()
+        entry = entries.get(dag_id)
+        known = {dag_id: entry} if entry else {}
+        cached = self._cached(known)
+        usable = entry is not None and (entry.good is None or dag_id in cached)
+        if usable and time.time() - entry.checked_at <= self.settings.cache_fresh_seconds:
+            return self._finish({dag_id: _Outcome(cached.get(dag_id), entry.error)}, {})
+        signed = self.settings.require_signed
+        try:
+            blobs = _Background(
+                self.settings.store_timeout_seconds,
+                lambda: self._open_store().read_raw_many([dag_id], signatures=signed),
+            ).result()
+        except _Unavailable as exc:
+            return self._finish(self._serve_cache(known, cached, exc), {})
+        # The listing marker stays: if the manifest changed, the next listing differs from it.
+        marker = entry.marker if entry else ""
+        accepted = self._accept(dag_id, marker, blobs, entry, cached, time.time())
+        if accepted is None:  # deleted from the store
+            return {}
+        entries[dag_id], outcome = accepted
+        self._save(entries)
+        return self._finish({dag_id: outcome}, {})
+
+    def _fetch(
+        self,
+        store: ManifestStore,
+        entries: Mapping[str, CacheEntry],
+        cached: Mapping[str, FlowManifest],
+    ) -> tuple[dict[str, str], dict[str, bytes | Exception]]:
+        """In the store thread: the listing, and the bytes of what changed since the cache."""
+        listing = {d: marker for d, marker in store.listing().items() if self.owns(d)}
+        changed = [
+            d
+            for d, marker in listing.items()
+            if not _unchanged(entries.get(d), marker, d in cached)
+        ]
+        blobs = store.read_raw_many(changed, signatures=self.settings.require_signed)
+        return listing, blobs
+
+    def _accept(
+        self,
+        dag_id: str,
+        marker: str,
+        blobs: Mapping[str, bytes | Exception],
+        old: CacheEntry | None,
+        cached: Mapping[str, FlowManifest],
+        now: float,
+    ) -> tuple[CacheEntry, _Outcome] | None:
+        """Validate the manifest just read; a bad one keeps the last good one, if any."""
+        url = manifest_url(self.url, dag_id)
+        blob = blobs[dag_id]
+        if isinstance(blob, FileNotFoundError):  # deleted since it was listed
+            return None
+        good = old.good if old else None
+        try:
+            if isinstance(blob, Exception):
+                raise ManifestError(url, f"cannot be read: {blob}")
+            self._verify(url, blob, blobs.get(dag_id + SIGNATURE_SUFFIX))
+            digest = content_hash(blob)
+            manifest = cached.get(dag_id) if digest == good else None
+            manifest = manifest or parse_manifest(blob, url, dag_id)
+        except ManifestError as exc:
+            if self.settings.strict:
+                raise
+            # A failed read is retried on the next parse; a bad manifest is not read again.
+            seen = "" if isinstance(blob, Exception) else marker
+            entry = CacheEntry(seen, good, exc.detail, now)
+            return entry, _Outcome(cached.get(dag_id), exc.detail)
+        self._keep(digest, blob)
+        return CacheEntry(marker, digest, None, now), _Outcome(manifest, None)
+
+    def _serve_cache(
+        self,
+        entries: Mapping[str, CacheEntry],
+        cached: Mapping[str, FlowManifest],
+        problem: _Unavailable,
+    ) -> dict[str, _Outcome]:
+        if self.settings.strict:
+            raise StoreError(f"manifest store {self.url} unavailable: {problem}") from problem
+        outcomes = {
+            dag_id: _Outcome(cached.get(dag_id), entry.error)
+            for dag_id, entry in entries.items()
+            if dag_id in cached or entry.error
+        }
+        log.warning(
+            "metaflow-airflow: the manifest store %s is unavailable (%s); serving %d DAG(s) from "
+            "the last-known-good cache %s. No DAG is added, changed or removed until the store "
+            "answers.",
+            self.url,
+            problem,
+            len(outcomes),
+            self.cache.root,
+        )
+        return outcomes
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _finish(
+        self, outcomes: Mapping[str, _Outcome], ready: Mapping[str, DAG | None]
+    ) -> dict[str, DAG]:
+        """The DAGs of ``outcomes``, taking those already built from ``ready``."""
+        dags = {}
+        for dag_id, outcome in sorted(outcomes.items()):
+            dag = ready[dag_id] if dag_id in ready else self._build(dag_id, outcome)
+            if dag is not None:
+                dags[dag_id] = dag
+        return dags
+
+    def _build(self, dag_id: str, outcome: _Outcome) -> DAG | None:
+        """One DAG, built on its own: its failure never hides the others."""
+        url = manifest_url(self.url, dag_id)
+        if outcome.error is not None and self.settings.strict:
+            raise ManifestError(url, outcome.error)
+        if outcome.manifest is None:
+            assert outcome.error is not None
+            log.error(
+                "metaflow-airflow: %s: %s; DAG %s shows this error until a valid manifest "
+                "is published",
+                url,
+                outcome.error,
+                dag_id,
+            )
+            return self._placeholder(dag_id, url, outcome.error)
+        try:
+            dag = build_dag(outcome.manifest, url)
+        except Exception as exc:  # one DAG's failure must not hide the others
+            if self.settings.strict:
+                raise
+            log.error("metaflow-airflow: cannot build DAG %s from %s: %s", dag_id, url, exc)
+            return self._placeholder(dag_id, url, f"cannot build the DAG: {exc}")
+        if outcome.error is not None:
+            log.warning(
+                "metaflow-airflow: %s: %s; DAG %s keeps running its last valid manifest "
+                "(published %s)",
+                url,
+                outcome.error,
+                dag_id,
+                outcome.manifest.published_at.isoformat(),
+            )
+            dag.doc_md = last_good_notice(url, outcome.error) + (dag.doc_md or "")
+        return dag
+
+    def _placeholder(self, dag_id: str, url: str, error: str) -> DAG | None:
+        try:
+            return placeholder_dag(dag_id, url, error)
+        except Exception as exc:  # e.g. a file name that is not a valid DAG id
+            log.error("metaflow-airflow: cannot show the error of %s as a DAG: %s", url, exc)
+            return None
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _open_store(self) -> ManifestStore:
+        """Called in the store thread: opening may import a client or ask Airflow for a
+        connection, both of which can be slow."""
+        options = self.storage_options
+        if self.settings.conn_id:
+            from .connections import storage_options_from_connection
+
+            protocol = self.url.split("://", 1)[0] if "://" in self.url else "file"
+            connection = storage_options_from_connection(self.settings.conn_id, protocol)
+            options = {**connection, **options}
+        return ManifestStore(self.url, options)
+
+    def _cached(self, entries: Mapping[str, CacheEntry]) -> dict[str, FlowManifest]:
+        found = {}
+        for dag_id, entry in entries.items():
+            manifest = self.cache.manifest(entry.good) if entry.good else None
+            if manifest is not None:
+                found[dag_id] = manifest
+        return found
+
+    def _signing_key(self) -> tuple[bytes | None, str]:
+        if not self.settings.require_signed:
+            return None, ""
+        try:
+            key = load_signing_key()
+        except SigningKeyError as exc:
+            return None, f"require_signed: {exc}"
+        if key is None:
+            return None, (
+                "require_signed is set but no signing key is configured "
+                "(METAFLOW_AIRFLOW_SIGNING_KEY or METAFLOW_AIRFLOW_SIGNING_KEY_FILE)"
+            )
+        return key, ""
+
+    def _verify(self, url: str, data: bytes, signature: bytes | Exception | None) -> None:
+        if not self.settings.require_signed:
+            return
+        if self._key is None:
+            raise ManifestError(url, self._key_error)
+        verify(data, signature if isinstance(signature, bytes) else None, self._key, url=url)
+
+    def _keep(self, digest: str, data: bytes) -> None:
+        try:
+            self.cache.keep(digest, data)
+        except OSError as exc:
+            self._cache_unwritable(exc)
+
+    def _save(self, entries: dict[str, CacheEntry]) -> None:
+        try:
+            self.cache.save(entries)
+        except OSError as exc:
+            self._cache_unwritable(exc)
+
+    def _cache_unwritable(self, exc: OSError) -> None:
+        if not self._cache_warned:
+            self._cache_warned = True
+            log.warning(
+                "metaflow-airflow: cannot write the manifest cache %s (%s): every parse reads "
+                "every manifest, and a store outage hides the DAGs; set "
+                "METAFLOW_AIRFLOW_CACHE_DIR to a writable folder",
+                self.cache.root,
+                exc,
+            )
+
+
+def _unchanged(entry: CacheEntry | None, marker: str, cached: bool) -> bool:
+    """The cache is up to date for this DAG: same marker, and its good manifest is on disk."""
+    return entry is not None and entry.marker == marker and (entry.good is None or cached)
+
+
+class _Background(Generic[T]):
+    """``work()`` in a daemon thread, waited for until ``seconds`` after it started: a store
+    that hangs must not hold the parse past Airflow's import timeout (the thread dies with the
+    parse process), and the parse can build cached DAGs meanwhile."""
+
+    def __init__(self, seconds: float, work: Callable[[], T]) -> None:
+        self._seconds = seconds
+        self._deadline = time.monotonic() + seconds
+        self._outcome: dict[str, Any] = {}
+        self._thread = threading.Thread(
+            target=self._run, args=(work,), name="metaflow-airflow-store", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, work: Callable[[], T]) -> None:
+        try:
+            self._outcome["value"] = work()
+        except BaseException as exc:  # handed to the parse thread by result()
+            self._outcome["error"] = exc
+
+    def result(self) -> T:
+        self._thread.join(max(0.0, self._deadline - time.monotonic()))
+        if self._thread.is_alive():
+            raise _Unavailable(f"no answer within {self._seconds:g} s (store_timeout_seconds)")
+        if "error" in self._outcome:
+            error = self._outcome["error"]
+            raise _Unavailable(f"{type(error).__name__}: {error}") from error
+        return self._outcome["value"]

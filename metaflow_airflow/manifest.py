@@ -23,7 +23,7 @@ DAG_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,200}$"
 STEP_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,199}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,254}$"
 
-StepType = Literal["start", "linear", "split", "join", "foreach", "end"]
+StepType = Literal["start", "linear", "split", "split-switch", "join", "foreach", "end"]
 ParameterType = Literal["str", "int", "float", "bool", "json"]
 StepName = Annotated[str, Field(pattern=STEP_NAME_PATTERN)]
 EnvMap = dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], str]
@@ -98,7 +98,8 @@ class StepSpec(_Model):
     parents: tuple[StepName, ...] = ()
     next: tuple[StepName, ...] = ()
     foreach: StepName | None = Field(
-        default=None, description="The foreach step whose body this step belongs to (runs mapped)."
+        default=None,
+        description="The innermost foreach step whose body this step belongs to (runs mapped).",
     )
     joins_foreach: StepName | None = Field(
         default=None, description="For the join of a foreach: the foreach step it closes."
@@ -253,6 +254,72 @@ class ProjectSpec(_Model):
     production: bool = False
 
 
+# Event triggers meet Airflow through Assets (Datasets on Airflow 2) named by these URIs:
+#   metaflow://flows/<name>   emitted by the ``end`` task of every published flow's runs that
+#                             succeed; <name> is Metaflow's project-qualified flow name
+#                             (``project.branch.Flow`` under @project, else ``Flow``);
+#   metaflow://events/<name>  the event ``name`` of ``@trigger``: any Airflow task with this
+#                             Asset as an outlet emits it.
+FLOW_ASSET_PREFIX = "metaflow://flows/"
+EVENT_ASSET_PREFIX = "metaflow://events/"
+# Characters of a flow or event name in an asset URI: Metaflow's event names (letters, digits,
+# '_', '.', '-'), project branches (``user.<name>``: '@' and '+' appear in user names).
+ASSET_NAME_PATTERN = r"^[A-Za-z0-9_.\-@+]{1,250}$"
+PARAMETER_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,200}$"
+# An event payload field Metaflow lets a Parameter take its value from.
+PAYLOAD_FIELD_PATTERN = r"^[A-Za-z0-9_\-]{1,200}$"
+
+
+def flow_asset_uri(qualified_flow_name: str) -> str:
+    """The Asset a flow's successful runs emit: ``metaflow://flows/<project.branch.Flow>``."""
+    return FLOW_ASSET_PREFIX + qualified_flow_name
+
+
+def event_asset_uri(event_name: str) -> str:
+    """The Asset that stands for the event ``event_name``: ``metaflow://events/<name>``."""
+    return EVENT_ASSET_PREFIX + event_name
+
+
+class FlowTrigger(_Model):
+    """Metaflow's ``@trigger_on_finish``: run after a successful run of another flow."""
+
+    kind: Literal["flow"] = "flow"
+    flow: Annotated[str, Field(pattern=ASSET_NAME_PATTERN)] = Field(
+        description="The upstream flow's project-qualified name (project.branch.Flow, or Flow)."
+    )
+    asset_uri: str = Field(description="metaflow://flows/<flow>: the Asset its end task emits.")
+
+    @model_validator(mode="after")
+    def _check_uri(self) -> FlowTrigger:
+        if self.asset_uri != flow_asset_uri(self.flow):
+            raise ValueError(f"asset_uri must be {flow_asset_uri(self.flow)!r}")
+        return self
+
+
+class EventTrigger(_Model):
+    """Metaflow's ``@trigger``: run when an Airflow task emits the event's Asset."""
+
+    kind: Literal["event"] = "event"
+    event: Annotated[str, Field(pattern=ASSET_NAME_PATTERN)]
+    asset_uri: str = Field(description="metaflow://events/<event>: the Asset that triggers.")
+    parameters: dict[
+        Annotated[str, Field(pattern=PARAMETER_NAME_PATTERN)],
+        Annotated[str, Field(pattern=PAYLOAD_FIELD_PATTERN)],
+    ] = Field(
+        default={},
+        description="Parameter name → field of the event's payload (the asset event's extra).",
+    )
+
+    @model_validator(mode="after")
+    def _check_uri(self) -> EventTrigger:
+        if self.asset_uri != event_asset_uri(self.event):
+            raise ValueError(f"asset_uri must be {event_asset_uri(self.event)!r}")
+        return self
+
+
+Trigger = Annotated[Union[FlowTrigger, EventTrigger], Field(discriminator="kind")]
+
+
 class FlowManifest(_Model):
     """Everything the Airflow side needs to build and run one published flow."""
 
@@ -273,6 +340,17 @@ class FlowManifest(_Model):
     sensors: tuple[Sensor, ...] = ()
     deployment: DeploymentSpec = DeploymentSpec()
     project: ProjectSpec | None = None
+    triggers: tuple[Trigger, ...] = Field(
+        default=(),
+        description="@trigger / @trigger_on_finish: the DAG runs when all these Assets have "
+        "new events (or on its schedule, if it has one).",
+    )
+    asset_uri: str | None = Field(
+        default=None,
+        pattern=r"^metaflow://flows/[A-Za-z0-9_.\-@+]{1,250}$",
+        description="The Asset the end task emits when a run succeeds (metaflow://flows/"
+        "<project-qualified flow name>); null: derived from project and flow_name.",
+    )
 
     @model_validator(mode="after")
     def _check_graph(self) -> FlowManifest:
@@ -289,9 +367,29 @@ class FlowManifest(_Model):
             raise ValueError("steps: a flow needs a 'start' and an 'end' step")
         return self
 
+    @model_validator(mode="after")
+    def _check_triggers(self) -> FlowManifest:
+        known = {p.name for p in self.parameters}
+        for trigger in self.triggers:
+            for name in getattr(trigger, "parameters", {}):
+                if name not in known:
+                    raise ValueError(
+                        f"triggers: event {trigger.event!r} maps unknown parameter {name!r}"
+                    )
+        return self
+
     @cached_property
     def steps_by_name(self) -> dict[str, StepSpec]:
         return {s.name: s for s in self.steps}
+
+    @property
+    def finish_asset_uri(self) -> str:
+        """The Asset this flow's successful runs emit (their ``end`` task's outlet)."""
+        if self.asset_uri:
+            return self.asset_uri
+        if self.project is None:
+            return flow_asset_uri(self.flow_name)
+        return flow_asset_uri(f"{self.project.name}.{self.project.branch}.{self.flow_name}")
 
     @property
     def contains_foreach(self) -> bool:

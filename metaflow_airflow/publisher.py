@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,8 @@ from .errors import CompileError, PublishError
 from .support import refuse_unsupported_decorators
 
 PUBLISH_COMMAND = "metaflow-airflow-publish"
+# The flow process reports what it is doing on stderr lines that start with this.
+PROGRESS_MARK = "::metaflow-airflow-progress:: "
 
 
 class PublishRequest(BaseModel):
@@ -40,6 +42,7 @@ class PublishRequest(BaseModel):
     is_paused_upon_creation: bool | None = None
     authorize: str | None = None
     generate_new_token: bool = False
+    allow_plaintext_env: bool = False  # accept @environment values that look like credentials
 
 
 class PublishResult(BaseModel):
@@ -49,6 +52,7 @@ class PublishResult(BaseModel):
 
     dag_id: str
     manifest_url: str
+    signature_url: str | None = None  # set when a signing key is configured
     flow_name: str
     code_package_url: str
     warnings: tuple[str, ...] = ()
@@ -60,9 +64,12 @@ def publish_flow(
     *,
     metaflow_options: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PublishResult:
     """Publish ``flow_file``; ``metaflow_options`` are top-level Metaflow options such as
-    ``--datastore=s3``. Raises :class:`CompileError` or :class:`PublishError` with one clear line.
+    ``--datastore=s3``; ``progress`` receives a line as each phase starts (compiling, packaging
+    and uploading, writing the manifest). Raises :class:`CompileError` or :class:`PublishError`
+    with one clear line.
     """
     flow_path = Path(flow_file).resolve()
     if not flow_path.is_file():
@@ -83,21 +90,41 @@ def publish_flow(
             "--result",
             str(result_file),
         ]
-        completed = subprocess.run(
-            argv,
-            cwd=flow_path.parent,
-            env=None if env is None else dict(env),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        returncode, stderr = _run_flow_process(argv, flow_path.parent, env, progress)
         outcome = json.loads(result_file.read_text()) if result_file.exists() else None
     if outcome and "error" in outcome:
         error_class = CompileError if outcome.get("kind") == "compile" else PublishError
         raise error_class(outcome["error"])
-    if completed.returncode != 0 or not outcome:
-        raise PublishError(f"{flow_path.name}: {_last_error_line(completed.stderr)}")
+    if returncode != 0 or not outcome:
+        raise PublishError(f"{flow_path.name}: {_last_error_line(stderr)}")
     return PublishResult.model_validate(outcome)
+
+
+def _run_flow_process(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None,
+    progress: Callable[[str], None] | None,
+) -> tuple[int, str]:
+    """Run the flow process, handing its progress lines on as they come (packaging and
+    uploading can take a while); returns its exit code and the rest of its stderr."""
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    kept = []
+    with process:
+        for line in process.stderr:
+            if not line.startswith(PROGRESS_MARK):
+                kept.append(line)
+            elif progress is not None:
+                progress(line[len(PROGRESS_MARK):].rstrip("\n"))
+    return process.returncode, "".join(kept)
 
 
 def _last_error_line(stderr: str) -> str:

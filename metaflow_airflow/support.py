@@ -10,7 +10,9 @@ from pathlib import Path
 
 from .errors import CompileError
 
-SUPPORTED_STEP_TYPES = frozenset({"start", "linear", "split", "join", "foreach", "end"})
+SUPPORTED_STEP_TYPES = frozenset(
+    {"start", "linear", "split", "split-switch", "join", "foreach", "end"}
+)
 
 # Decorators whose compute cannot run under Airflow, and what to use instead.
 UNSUPPORTED_DECORATORS = {

@@ -72,11 +72,10 @@ def _publish() -> None:
 
 
 def _run_all() -> bool:
-    from airflow.dag_processing.dagbag import DagBag
-
+    from metaflow_airflow.compat import dag_bag_class, run_dag, run_state
     from metaflow_airflow.ids import metaflow_run_id
 
-    bag = DagBag(dag_folder=str(AIRFLOW_HOME / "dags"))
+    bag = dag_bag_class()(dag_folder=str(AIRFLOW_HOME / "dags"))
     if bag.import_errors:
         print(f"✗ import errors: {bag.import_errors}")
         return False
@@ -84,8 +83,8 @@ def _run_all() -> bool:
     all_ok = True
     for example, conf, artifact in RUNS:
         dag_id = _flow_name(example)
-        dag_run = bag.get_dag(dag_id).test(run_conf=conf)
-        state = str(getattr(dag_run.state, "value", dag_run.state))
+        dag_run = run_dag(bag.get_dag(dag_id), run_conf=conf)
+        state = run_state(dag_run)
         run_id = metaflow_run_id(dag_run.run_id, dag_id)
         value = _artifact(dag_id, run_id, artifact) if state == "success" else "(run failed)"
         all_ok &= state == "success"

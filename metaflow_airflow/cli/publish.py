@@ -35,6 +35,9 @@ from .options import storage_options_option, store_option
               help="Production token that authorizes taking over another user's deployment.")
 @click.option("--generate-new-token", is_flag=True,
               help="Start a new production namespace for this DAG.")
+@click.option("--allow-plaintext-env", is_flag=True,
+              help="Publish even if @environment sets variables that look like credentials "
+              "(*SECRET*, *TOKEN*, *PASSWORD*, AWS keys...); they end up in the manifest.")
 @click.option("--datastore", type=click.Choice(["local", "s3", "azure", "gs"]),
               help="Metaflow datastore for code and artifacts (default: Metaflow's configuration).")
 @click.option("--datastore-root", metavar="URL", help="Root of that datastore.")
@@ -72,9 +75,14 @@ def publish_command(
     if production:
         metaflow_options.append("--production")
     result = publish_flow(
-        flow_file, PublishRequest(**request), metaflow_options=metaflow_options
+        flow_file,
+        PublishRequest(**request),
+        metaflow_options=metaflow_options,
+        progress=lambda line: click.echo(line, err=True),
     )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"dag_id: {result.dag_id}")
     click.echo(f"manifest: {result.manifest_url}")
+    if result.signature_url:
+        click.echo(f"signature: {result.signature_url}")

@@ -14,18 +14,22 @@ from typing import Any
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from kubernetes.client import models as k8s
 
-from ..command import StepCommands, render_step_commands
+from ..command import REPORTING_STEP_TYPES, StepCommands, render_step_commands
+from ..compat import SkipMixin
 from ..manifest import ContainerScript, FlowManifest, KubernetesCompute, PodSpec, StepSpec
-from ..runtime import StepInvocation, TaskRef, resolve_invocation, split_count_result
-from .context import task_ref_from_context
+from ..runtime import StepInvocation, TaskRef, resolve_invocation
+from ..ui import MetaflowUILink, record_metaflow_ids
+from .context import hand_back, task_ref_from_context
 
 # KubernetesPodOperator's XCom convention: the sidecar reads this file when the task ends.
 XCOM_RETURN_FILE = "/airflow/xcom/return.json"
 LOG_DIR = "/tmp/metaflow-logs"
 
 
-class MetaflowKubernetesOperator(KubernetesPodOperator):
+class MetaflowKubernetesOperator(KubernetesPodOperator, SkipMixin):
     """Runs one Metaflow step in a pod; a foreach step returns its split indexes."""
+
+    operator_extra_links = (*KubernetesPodOperator.operator_extra_links, MetaflowUILink())
 
     def __init__(self, *, manifest: FlowManifest, step: StepSpec, **kwargs: Any) -> None:
         compute = manifest.compute
@@ -68,7 +72,7 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
                 "metaflow/step_name": step.name,
                 "metaflow/owner": manifest.published_by,
             },
-            do_xcom_push=step.type == "foreach",
+            do_xcom_push=step.type in REPORTING_STEP_TYPES,
             get_logs=True,
             log_events_on_failure=True,
             reattach_on_restart=False,
@@ -82,6 +86,7 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
     def prepare(self, ref: TaskRef) -> StepInvocation:
         """Fill in the container's command and environment for one task instance."""
         invocation = resolve_invocation(self.manifest, self.step, ref)
+        self.invocation = invocation
         assert isinstance(self.manifest.compute, KubernetesCompute)
         commands = render_step_commands(
             self.manifest,
@@ -99,15 +104,15 @@ class MetaflowKubernetesOperator(KubernetesPodOperator):
 
     def build_pod_request_obj(self, context: Any = None, **kwargs: Any) -> k8s.V1Pod:
         if context is not None:
-            self.prepare(task_ref_from_context(context, self.step))
+            self.prepare(task_ref_from_context(context, self.manifest, self.step))
+            record_metaflow_ids(context, self.invocation)
         return super().build_pod_request_obj(context, **kwargs)
 
     def execute(self, context: Any) -> list[int] | None:
         result = super().execute(context)
-        if self.step.type == "foreach":
-            payload = json.loads(result) if isinstance(result, str) else result
-            return split_count_result(payload)
-        return None
+        if isinstance(result, str):
+            result = json.loads(result)
+        return hand_back(self, context, self.step, self.invocation, result)
 
 
 def pod_script(container: ContainerScript, step: StepSpec, commands: StepCommands) -> str:

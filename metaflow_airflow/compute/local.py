@@ -10,25 +10,28 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import fsspec
 
-from ..command import render_step_commands
-from ..compat import BaseOperator
+from ..command import REPORTING_STEP_TYPES, render_step_commands
+from ..compat import BaseOperator, SkipMixin
 from ..manifest import CodePackage, FlowManifest, StepSpec
-from ..runtime import resolve_invocation, split_count_result
+from ..runtime import resolve_invocation
 from ..settings import get_settings
-from .context import task_ref_from_context
+from ..ui import MetaflowUILink, record_metaflow_ids
+from .context import hand_back, task_ref_from_context
 
 RESULT_FILE = "metaflow-airflow-result.json"
 
 
-class MetaflowLocalOperator(BaseOperator):
+class MetaflowLocalOperator(BaseOperator, SkipMixin):
     """Runs one Metaflow step as a local process; a foreach step returns its split indexes."""
 
     ui_color = "#c7e3f4"
+    operator_extra_links = (MetaflowUILink(),)
 
     def __init__(self, *, manifest: FlowManifest, step: StepSpec, **kwargs: Any) -> None:
         super().__init__(task_id=step.name, **kwargs)
@@ -36,9 +39,10 @@ class MetaflowLocalOperator(BaseOperator):
         self.step = step
 
     def execute(self, context: Any) -> list[int] | None:
-        ref = task_ref_from_context(context, self.step)
+        ref = task_ref_from_context(context, self.manifest, self.step)
         invocation = resolve_invocation(self.manifest, self.step, ref)
         self.log.info("Metaflow task %s (attempt %s)", invocation.pathspec, invocation.retry_count)
+        record_metaflow_ids(context, invocation)
         python = get_settings().local_python or sys.executable
         with tempfile.TemporaryDirectory(prefix="metaflow-airflow-") as workdir:
             root = unpack_code_package(self.manifest, workdir)
@@ -49,10 +53,11 @@ class MetaflowLocalOperator(BaseOperator):
             env = process_environment(commands.env, self.manifest.code_package, root)
             for argv in commands.argvs:
                 self._run(argv, cwd=root, env=env)
-            if self.step.type == "foreach":
-                with open(result_file, encoding="utf-8") as result:
-                    return split_count_result(json.load(result))
-        return None
+            result = None
+            if self.step.type in REPORTING_STEP_TYPES:
+                with open(result_file, encoding="utf-8") as report:
+                    result = json.load(report)
+        return hand_back(self, context, self.step, invocation, result)
 
     def _run(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> None:
         """Stream the process's output into the task log; kill its whole group on timeout."""
@@ -75,24 +80,41 @@ class MetaflowLocalOperator(BaseOperator):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         if code != 0:
-            raise RuntimeError(f"Metaflow command exited with code {code}: {argv[1]} {argv[-1]}")
+            raise RuntimeError(f"Metaflow step {self.step.name} failed with exit code {code}")
 
 
 def unpack_code_package(manifest: FlowManifest, workdir: str) -> str:
     """Fetch the code package from the flow's datastore and unpack it into ``workdir``."""
-    package = manifest.code_package
-    options = _package_storage_options(package.url, manifest.metaflow.env)
+    url, options = _package_location(manifest)
     root = os.path.join(workdir, "code")
-    with fsspec.open(package.url, "rb", **options) as blob, tarfile.open(fileobj=blob, mode="r:gz") as tar:
+    with fsspec.open(url, "rb", **options) as blob, tarfile.open(fileobj=blob, mode="r:gz") as tar:
         tar.extractall(root, filter="data")
     return root
 
 
-def _package_storage_options(url: str, metaflow_env: Mapping[str, str]) -> dict[str, Any]:
-    endpoint = metaflow_env.get("METAFLOW_S3_ENDPOINT_URL")
-    if url.startswith("s3://") and endpoint:
-        return {"client_kwargs": {"endpoint_url": endpoint}}
-    return {}
+def _package_location(manifest: FlowManifest) -> tuple[str, dict[str, Any]]:
+    """The code package as an fsspec URL, with options that reach the datastore where the
+    manifest's Metaflow configuration points (an S3 endpoint, a GCS emulator, an Azure account);
+    credentials are the worker's own."""
+    url, env = manifest.code_package.url, manifest.metaflow.env
+    datastore = manifest.metaflow.datastore
+    if datastore == "s3" and env.get("METAFLOW_S3_ENDPOINT_URL"):
+        return url, {"client_kwargs": {"endpoint_url": env["METAFLOW_S3_ENDPOINT_URL"]}}
+    if datastore == "gs" and env.get("STORAGE_EMULATOR_HOST"):  # what Google's clients read
+        return url, {"endpoint_url": env["STORAGE_EMULATOR_HOST"], "token": "anon"}
+    if datastore == "azure":  # Metaflow's Azure URLs are <container>/<blob>, without a scheme
+        endpoint = env.get("METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", "")
+        return f"az://{url}", _azure_account(endpoint) if endpoint else {}
+    return url, {}
+
+
+def _azure_account(endpoint: str) -> dict[str, str]:
+    """adlfs options for a blob service endpoint: ``https://<account>.blob.core.windows.net/``,
+    or path-style ``https://<host>/<account>`` (azurite)."""
+    parts = urllib.parse.urlsplit(endpoint)
+    path = parts.path.strip("/")
+    account = path.split("/")[0] if path else parts.netloc.split(".")[0]
+    return {"account_name": account, "account_host": f"{parts.netloc}/{path}".rstrip("/")}
 
 
 def process_environment(

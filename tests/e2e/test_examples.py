@@ -8,6 +8,7 @@ import json
 import pytest
 from helpers import run_locally, user_artifacts
 
+from metaflow_airflow.compat import run_dag, run_state
 from metaflow_airflow.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)
@@ -30,8 +31,8 @@ def run_on_airflow(dagbag, store_url: str, dag_id: str, conf: dict) -> str:
     """Parse the store through dags_loader.py, run the DAG, return the Metaflow run id."""
     bag = dagbag(store_url)
     assert bag.import_errors == {}
-    dag_run = bag.get_dag(dag_id).test(run_conf=conf)
-    assert str(getattr(dag_run.state, "value", dag_run.state)) == "success"
+    dag_run = run_dag(bag.get_dag(dag_id), run_conf=conf)
+    assert run_state(dag_run) == "success"
     return metaflow_run_id(dag_run.run_id, dag_id)
 
 

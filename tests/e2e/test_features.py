@@ -12,6 +12,7 @@ import pytest
 from helpers import dagbag_parser, flow_path, publisher, user_artifacts
 from test_examples import run_on_airflow
 
+from metaflow_airflow.compat import run_dag, run_state
 from metaflow_airflow.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)
@@ -88,11 +89,11 @@ def test_timeout_kills_a_step_that_sleeps_past_it(parse, store_url, tmp_path):
         publisher(store_url)("timeout_flow.py")
         bag = parse(store_url)
         started = time.monotonic()
-        dag_run = bag.get_dag("TimeoutFlow").test()
+        dag_run = run_dag(bag.get_dag("TimeoutFlow"))
         elapsed = time.monotonic() - started
     finally:
         del os.environ["SLEEPY_PID_FILE"]
-    assert str(getattr(dag_run.state, "value", dag_run.state)) == "failed"
+    assert run_state(dag_run) == "failed"
     assert elapsed < 90
     pid = int(pid_file.read_text())
     time.sleep(1)

@@ -26,6 +26,11 @@ class KubernetesFlow(FlowSpec):
     )
     @step
     def start(self):
+        self.next(self.middle)
+
+    @kubernetes(cpu=3)
+    @step
+    def middle(self):
         self.next(self.end)
 
     @resources(cpu=4, memory=16384, disk=20480)

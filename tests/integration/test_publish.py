@@ -58,7 +58,6 @@ def _uploaded_packages(flow_name: str) -> list[Path]:
     ("flow", "flow_name", "message"),
     [
         ("batch_flow.py", "BatchFlow", "step 'train' (line 11): @batch is not supported"),
-        ("nested_foreach_flow.py", "NestedForeachFlow", "step 'middle': a foreach nested"),
     ],
 )
 def test_unsupported_flows_are_refused_before_anything_is_uploaded(

@@ -1,5 +1,6 @@
-"""ManifestStore against a local folder and a real S3 server (moto): round trips, atomic
-replacement, isolation of broken manifests; and a flow published to S3 and parsed by Airflow."""
+"""ManifestStore against a local folder and real S3 (moto), Azure Blob (azurite) and GCS
+(fake-gcs-server) servers: round trips, atomic replacement, isolation of broken manifests; and a
+flow published to each cloud store and parsed by Airflow."""
 
 from __future__ import annotations
 
@@ -54,12 +55,17 @@ def make_manifest(dag_id: str = "Hello", *, description: str = "A flow.") -> Flo
     )
 
 
-@pytest.fixture(params=["file", "s3"])
+# Each cloud's fixture: a fresh, empty bucket (container) on that cloud's server.
+CLOUD_BUCKETS = {"s3": "s3_bucket_info", "azure": "azure_container", "gcs": "gcs_bucket"}
+
+
+@pytest.fixture(params=["file", *CLOUD_BUCKETS])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ManifestStore:
-    """An empty store: a local folder (file://) or a fresh bucket on the moto server (s3://)."""
+    """An empty store: a local folder (file://) or a fresh bucket on the S3, Azure Blob or GCS
+    server (s3://, az://, gs://)."""
     if request.param == "file":
         return ManifestStore(f"file://{tmp_path / 'store'}")
-    bucket = request.getfixturevalue("s3_bucket_info")
+    bucket = request.getfixturevalue(CLOUD_BUCKETS[request.param])
     return ManifestStore(f"{bucket.url}/flows", bucket.storage_options)
 
 
@@ -224,16 +230,21 @@ def test_unknown_protocol_is_a_store_error() -> None:
 
 
 @pytest.mark.timeout(300)
-def test_flow_published_to_s3_parses_in_airflow(publish, dagbag, s3_bucket_info) -> None:
-    """Publish with local compute and the local datastore, the manifest going to S3; Airflow's
-    DagBag parses dags_loader.py against that store."""
-    store_url = f"{s3_bucket_info.url}/flows"
-    options = s3_bucket_info.storage_options
+@pytest.mark.parametrize("cloud", sorted(CLOUD_BUCKETS))
+def test_flow_published_to_a_cloud_store_parses_in_airflow(
+    request: pytest.FixtureRequest, publish, dagbag, cloud: str
+) -> None:
+    """Publish with local compute and the local datastore, the manifest going to the cloud
+    store; Airflow's DagBag parses dags_loader.py against that store."""
+    bucket = request.getfixturevalue(CLOUD_BUCKETS[cloud])
+    store_url = f"{bucket.url}/flows"
+    options = bucket.storage_options
 
     result = publish("foreach_flow.py", store=store_url, storage_options=options, compute="local")
 
     assert result.dag_id == "ForeachFlow"
     assert result.manifest_url == f"{store_url}/manifests/ForeachFlow.json"
+    assert bucket.fs().exists(f"{bucket.name}/flows/manifests/ForeachFlow.json")
     manifest = ManifestStore(store_url, options).read("ForeachFlow")
     assert manifest.metaflow.datastore == "local"
     assert [s.name for s in manifest.steps] == ["start", "square", "shift", "join", "end"]

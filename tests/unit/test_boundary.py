@@ -23,12 +23,18 @@ SHARED_MODULES = [
     "metaflow_airflow.manifest",
     "metaflow_airflow.store",
     "metaflow_airflow.publisher",
+    "metaflow_airflow.provider",  # Airflow loads it for every CLI command
+    "metaflow_airflow.mwaa",
+    "metaflow_airflow.cli",
 ]
 AIRFLOW_SIDE_MODULES = [
     "metaflow_airflow.loader",
     "metaflow_airflow.factory",
     "metaflow_airflow.compute.local",
     "metaflow_airflow.compute.kubernetes",
+    "metaflow_airflow.ui",
+    "metaflow_airflow.plugin",
+    "metaflow_airflow.tree",
 ]
 # The package docstring's public API.
 DOCUMENTED_API = {

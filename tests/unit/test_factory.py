@@ -7,7 +7,7 @@ import json
 import pytest
 from manifests import ALL_PARAMETER_TYPES, FOREACH, FOREACH_STEPS, make_manifest
 
-from metaflow_airflow.compat import serialize_dag
+from metaflow_airflow.compat import MappedTaskGroup, serialize_dag
 from metaflow_airflow.factory import build_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -24,8 +24,6 @@ def test_each_step_is_a_task_wired_like_the_flow():
 
 
 def test_foreach_body_is_one_mapped_group_over_the_split_indexes():
-    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
-
     dag = build_dag(FOREACH)
     group = dag.get_task("a").task_group
     assert isinstance(group, MappedTaskGroup)

@@ -7,8 +7,13 @@ import pytest
 from manifests import FOREACH_STEPS, make_manifest
 
 from metaflow_airflow.ids import metaflow_run_id, metaflow_task_id
-from metaflow_airflow.manifest import ParameterSpec
-from metaflow_airflow.runtime import TaskRef, encode_parameter, resolve_invocation
+from metaflow_airflow.manifest import ParameterSpec, StepSpec
+from metaflow_airflow.runtime import (
+    TaskRef,
+    encode_parameter,
+    flatten_splits,
+    resolve_invocation,
+)
 
 RUN = "scheduled__2026-01-01T00:00:00+00:00"
 
@@ -51,7 +56,9 @@ def test_second_body_step_follows_the_same_split():
 
 
 def test_join_collects_every_split_of_the_last_body_step():
-    ref = TaskRef(dag_id="F", airflow_run_id=RUN, split_counts={"start": 3})
+    ref = TaskRef(
+        dag_id="F", airflow_run_id=RUN, foreach_splits={"start": [(-1, 0), (-1, 1), (-1, 2)]}
+    )
     inv = resolve_invocation(FOREACH, FOREACH.steps_by_name["join"], ref)
     run = metaflow_run_id(RUN, "F")
     assert inv.input_paths == f"{run}/:" + ",".join(f"b/{tid('b', i)}" for i in range(3))
@@ -70,3 +77,56 @@ def test_join_collects_every_split_of_the_last_body_step():
 )
 def test_parameter_encoding(kind, value, text):
     assert encode_parameter(ParameterSpec(name="p", type=kind), value) == text
+
+
+NESTED = make_manifest(
+    [
+        StepSpec(name="start", type="foreach", next=("middle",)),
+        StepSpec(name="middle", type="foreach", parents=("start",), next=("leaf",), foreach="start"),
+        StepSpec(name="leaf", type="linear", parents=("middle",), next=("inner_join",),
+                 foreach="middle"),
+        StepSpec(name="inner_join", type="join", parents=("leaf",), next=("outer_join",),
+                 foreach="start", joins_foreach="middle"),
+        StepSpec(name="outer_join", type="join", parents=("inner_join",), next=("end",),
+                 joins_foreach="start"),
+        StepSpec(name="end", type="end", parents=("outer_join",)),
+    ]
+)
+# Inner widths [1, 2, 3]: flattened (middle's map index, split index) pairs.
+INNER = [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]
+
+
+def test_nested_body_step_finds_its_parent_task_and_split_index():
+    ref = TaskRef(dag_id="F", airflow_run_id=RUN, map_index=4, foreach_splits={"middle": INNER})
+    inv = resolve_invocation(NESTED, NESTED.steps_by_name["leaf"], ref)
+    assert inv.task_id == tid("leaf", 4)
+    assert inv.input_paths.endswith(f"/middle/{tid('middle', 2)}")
+    assert inv.split_index == 1
+
+
+def test_inner_join_collects_only_its_outer_splits():
+    ref = TaskRef(dag_id="F", airflow_run_id=RUN, map_index=2, foreach_splits={"middle": INNER})
+    inv = resolve_invocation(NESTED, NESTED.steps_by_name["inner_join"], ref)
+    run = metaflow_run_id(RUN, "F")
+    assert inv.input_paths == f"{run}/:" + ",".join(f"leaf/{tid('leaf', k)}" for k in (3, 4, 5))
+    assert inv.task_id == tid("inner_join", 2)
+
+
+def test_after_a_conditional_only_the_branch_taken_is_an_input():
+    manifest = make_manifest(
+        [
+            StepSpec(name="start", type="split-switch", next=("a", "b")),
+            StepSpec(name="a", type="linear", parents=("start",), next=("merge",)),
+            StepSpec(name="b", type="linear", parents=("start",), next=("merge",)),
+            StepSpec(name="merge", type="linear", parents=("a", "b"), next=("end",)),
+            StepSpec(name="end", type="end", parents=("merge",)),
+        ]
+    )
+    ref = TaskRef(dag_id="F", airflow_run_id=RUN, ran_parents=("b",))
+    inv = resolve_invocation(manifest, manifest.steps_by_name["merge"], ref)
+    assert inv.input_paths.split("/")[-2] == "b"
+    assert "," not in inv.input_paths
+
+
+def test_flatten_splits_keeps_map_index_order():
+    assert flatten_splits([[0], [0, 1], None, [0]]) == [[0, 0], [1, 0], [1, 1], [3, 0]]

@@ -1,0 +1,107 @@
+"""The loader's last-known-good cache: manifests that passed validation, on local disk.
+
+Every Airflow parse is a new process, so nothing in memory survives one; this folder does. It
+lets a parse read only the manifests that changed, and keeps DAGs loading while the store is
+down or a newly published manifest is broken. Layout, one folder per store and loader file
+(a shard, or ``require_signed``, gets its own, so a cache filled without signature checks never
+serves a signed-only loader)::
+
+    <cache_dir>/<sha256(key)[:16]>/
+        index.json            per DAG id: the store's change marker, the hash of the last good
+                              manifest, what is wrong with the current one, when it was checked
+        blobs/<sha256>.json   manifests that passed validation, by content hash
+
+Every write is a temporary file renamed into place, so parsers running at the same time never
+read half a file; the worst a race costs is one extra read on the next parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .manifest import FlowManifest
+
+INDEX_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """What the cache knows about one DAG id."""
+
+    marker: str
+    """The store's change marker of the current manifest when last read ("" = unknown)."""
+    good: str | None
+    """Content hash of the last manifest that validated (and is in ``blobs/``)."""
+    error: str | None
+    """Why the current manifest is not the good one (``None``: it is)."""
+    checked_at: float
+    """When the store last confirmed this entry (``time.time()``)."""
+
+
+class ManifestCache:
+    """The cache folder of one loader configuration, ``key`` (store URL, shard, signing)."""
+
+    def __init__(self, folder: str | os.PathLike[str], key: str) -> None:
+        self.root = Path(folder) / hashlib.sha256(key.encode()).hexdigest()[:16]
+        self.index_path = self.root / "index.json"
+        self.blobs = self.root / "blobs"
+
+    def load(self) -> dict[str, CacheEntry]:
+        """The index; empty when missing, unreadable or from another format (a cold cache)."""
+        try:
+            document = json.loads(self.index_path.read_bytes())
+            if document.get("format") != INDEX_FORMAT:
+                return {}
+            return {dag_id: CacheEntry(**e) for dag_id, e in document["entries"].items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return {}
+
+    def save(self, entries: dict[str, CacheEntry]) -> None:
+        """Replace the index and drop the manifests it no longer names (raises OSError when
+        the folder is not writable)."""
+        document = {
+            "format": INDEX_FORMAT,
+            "entries": {dag_id: asdict(e) for dag_id, e in sorted(entries.items())},
+        }
+        _write_atomically(self.index_path, json.dumps(document, separators=(",", ":")).encode())
+        kept = {f"{e.good}.json" for e in entries.values() if e.good}
+        for blob in self.blobs.glob("*.json"):
+            if blob.name not in kept:
+                blob.unlink(missing_ok=True)
+
+    def manifest(self, content_hash: str) -> FlowManifest | None:
+        """The cached manifest with this hash; ``None`` if absent, altered on disk, or no
+        longer valid for this version of metaflow-airflow (then it is read from the store)."""
+        try:
+            data = (self.blobs / f"{content_hash}.json").read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != content_hash:
+            return None
+        try:
+            return FlowManifest.model_validate_json(data)
+        except ValidationError:
+            return None
+
+    def keep(self, content_hash: str, data: bytes) -> None:
+        """Store a manifest that passed validation (raises OSError when not writable)."""
+        path = self.blobs / f"{content_hash}.json"
+        if not path.exists():
+            _write_atomically(path, data)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

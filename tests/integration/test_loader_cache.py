@@ -1,0 +1,394 @@
+"""The loader's last-known-good cache against a real S3 server (moto) that each test owns, so it
+can count the requests of a parse, stop the server (an outage) or freeze it (a hanging store);
+broken manifests of every kind; the parsing-context fast path; signed-only loading."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto_process import AWS_ENV, MotoServer
+from store_helpers import make_manifest, put_raw
+
+from metaflow_airflow import ManifestError, ManifestStore, StoreError
+from metaflow_airflow.errors import MetaflowAirflowError
+from metaflow_airflow.loader import load_dags
+from metaflow_airflow.placeholder import ERROR_TAG
+from metaflow_airflow.settings import Settings
+from metaflow_airflow.signing import sign
+
+pytestmark = pytest.mark.timeout(300)
+
+PARSING_CONTEXT = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
+KEY = "s" * 32
+
+
+@pytest.fixture(autouse=True)
+def no_parsing_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PARSING_CONTEXT, raising=False)
+
+
+@pytest.fixture
+def moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    server = MotoServer(tmp_path / "moto")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def warnings_logged() -> Iterator[list[logging.LogRecord]]:
+    """Warnings and errors of the loader, whatever Airflow did to logging."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("metaflow_airflow.loader")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def settings(store: ManifestStore, tmp_path: Path, **overrides: Any) -> Settings:
+    defaults: dict[str, Any] = {"store": store.url, "cache_dir": tmp_path / "cache"}
+    if store.fs.storage_options:
+        defaults["storage_options"] = store.fs.storage_options
+    return Settings(**{**defaults, **overrides})
+
+
+def s3_store(moto: MotoServer) -> ManifestStore:
+    return ManifestStore(f"{moto.bucket()}/flows", moto.storage_options)
+
+
+def file_store(tmp_path: Path) -> ManifestStore:
+    return ManifestStore(f"file://{tmp_path / 'store'}")
+
+
+def requests_by_kind(moto: MotoServer) -> dict[str, list[str]]:
+    kinds: dict[str, list[str]] = {"list": [], "read": [], "other": []}
+    for method, path in moto.requests():
+        kind = "list" if "list-type=2" in path else "read" if method == "GET" else "other"
+        kinds[kind].append(path.rsplit("/", 1)[-1])
+    return kinds
+
+
+# --- incremental refresh ----------------------------------------------------------------------
+
+
+def test_a_parse_lists_once_and_reads_only_what_changed(moto: MotoServer, tmp_path: Path) -> None:
+    store = s3_store(moto)
+    for dag_id in ("a", "b", "c"):
+        store.write(make_manifest(dag_id))
+    config = settings(store, tmp_path)
+
+    moto.record()
+    assert sorted(load_dags(settings=config)) == ["a", "b", "c"]
+    cold = requests_by_kind(moto)
+    assert len(cold["list"]) == 1 and sorted(cold["read"]) == ["a.json", "b.json", "c.json"]
+    assert cold["other"] == []
+
+    moto.record()
+    assert sorted(load_dags(settings=config)) == ["a", "b", "c"]
+    assert requests_by_kind(moto) == {"list": [cold["list"][0]], "read": [], "other": []}
+
+    store.write(make_manifest("b", description="changed"))
+    moto.record()
+    dags = load_dags(settings=config)
+    assert dags["b"].description == "changed"
+    assert requests_by_kind(moto) == {"list": [cold["list"][0]], "read": ["b.json"], "other": []}
+
+
+def test_only_a_successful_listing_removes_a_dag(moto: MotoServer, tmp_path: Path) -> None:
+    store = s3_store(moto)
+    store.write(make_manifest("a"))
+    store.write(make_manifest("b"))
+    config = settings(store, tmp_path, store_timeout_seconds=3)
+    assert sorted(load_dags(settings=config)) == ["a", "b"]
+
+    store.delete("b")
+    assert sorted(load_dags(settings=config)) == ["a"]
+
+    store.rollback("b")
+    moto.stop()
+    assert sorted(load_dags(settings=config)) == ["a"]  # the cache after the listing without b
+
+
+# --- outages ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["stopped", "hanging"])
+def test_a_store_outage_serves_the_cached_dags(
+    failure: str,
+    moto: MotoServer,
+    dagbag,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    warnings_logged: list[logging.LogRecord],
+) -> None:
+    """Parse with Airflow's DagBag, break the store, parse again: the same DAGs, no import
+    error, one warning; a hanging store costs at most the timeout."""
+    store = s3_store(moto)
+    store.write(make_manifest("a"))
+    store.write(make_manifest("b"))
+    timeout = 3
+    monkeypatch.setenv("METAFLOW_AIRFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("METAFLOW_AIRFLOW_STORE_TIMEOUT_SECONDS", str(timeout))
+    before = dagbag(store.url, moto.storage_options)
+    assert before.import_errors == {} and sorted(before.dag_ids) == ["a", "b"]
+    assert warnings_logged == []
+
+    if failure == "stopped":
+        moto.stop()
+    else:
+        moto.freeze()
+    started = time.monotonic()
+    after = dagbag(store.url, moto.storage_options)
+    elapsed = time.monotonic() - started
+
+    assert after.import_errors == {}
+    assert sorted(after.dag_ids) == ["a", "b"]
+    assert elapsed < timeout + 5
+    assert len(warnings_logged) == 1
+    message = warnings_logged[0].getMessage()
+    assert f"the manifest store {store.url} is unavailable" in message
+    assert "serving 2 DAG(s) from the last-known-good cache" in message
+    if failure == "hanging":
+        assert f"no answer within {timeout} s" in message
+
+
+def test_strict_mode_raises_when_the_store_is_down(moto: MotoServer, tmp_path: Path) -> None:
+    store = s3_store(moto)
+    store.write(make_manifest("a"))
+    load_dags(settings=settings(store, tmp_path))
+    moto.stop()
+    with pytest.raises(StoreError, match="unavailable"):
+        load_dags(settings=settings(store, tmp_path, strict=True, store_timeout_seconds=2))
+
+
+def test_an_unwritable_cache_warns_once_and_still_loads(
+    tmp_path: Path, warnings_logged: list[logging.LogRecord]
+) -> None:
+    store = file_store(tmp_path)
+    store.write(make_manifest("a"))
+    store.write(make_manifest("b"))
+    (tmp_path / "not-a-folder").write_text("")
+
+    dags = load_dags(settings=settings(store, tmp_path, cache_dir=tmp_path / "not-a-folder"))
+
+    assert sorted(dags) == ["a", "b"]
+    assert len(warnings_logged) == 1
+    assert "cannot write the manifest cache" in warnings_logged[0].getMessage()
+
+
+def test_a_damaged_cache_is_a_cold_cache(tmp_path: Path) -> None:
+    store = file_store(tmp_path)
+    store.write(make_manifest("a"))
+    config = settings(store, tmp_path)
+    load_dags(settings=config)
+    for path in (tmp_path / "cache").rglob("*.json"):
+        path.write_text("{not json")
+
+    assert sorted(load_dags(settings=config)) == ["a"]
+    assert sorted(load_dags(settings=config)) == ["a"]
+
+
+# --- bad manifests ----------------------------------------------------------------------------
+
+
+def _with(change: dict[str, Any]) -> bytes:
+    document = json.loads(make_manifest("bad").to_json())
+    document.update(change)
+    return json.dumps(document).encode()
+
+
+BAD_MANIFESTS = [
+    pytest.param(b'{"dag_id": "bad", "steps": [', "field (document): Invalid JSON", id="json"),
+    pytest.param(
+        make_manifest("bad").to_json().encode()[:300],
+        "field (document): Invalid JSON",
+        id="truncated",
+    ),
+    pytest.param(
+        _with({"steps": [{"name": "start", "type": "start"}]}),
+        "field steps: Tuple should have at least 2 items",
+        id="schema",
+    ),
+    pytest.param(
+        _with({"schema_version": 2}),
+        "field schema_version: 2 is newer than this metaflow-airflow reads (1)",
+        id="future-schema",
+    ),
+    pytest.param(
+        _with({"dag_id": "other"}),
+        "field dag_id: 'other' does not match its file name 'bad'",
+        id="wrong-dag-id",
+    ),
+    pytest.param(b"[1, 2, 3]", "field (document): Input should be an object", id="not-an-object"),
+]
+
+
+@pytest.mark.parametrize(("blob", "error"), BAD_MANIFESTS)
+def test_a_bad_new_manifest_becomes_a_placeholder_dag(
+    blob: bytes, error: str, tmp_path: Path, warnings_logged: list[logging.LogRecord]
+) -> None:
+    store = file_store(tmp_path)
+    store.write(make_manifest("good"))
+    put_raw(store, "bad", blob)
+    url = f"{store.url}/manifests/bad.json"
+
+    dags = load_dags(settings=settings(store, tmp_path))
+
+    assert sorted(dags) == ["bad", "good"]
+    assert sorted(dags["good"].task_ids) == ["end", "start"]
+    placeholder = dags["bad"]
+    assert ERROR_TAG in placeholder.tags
+    assert url in placeholder.doc_md and error in placeholder.doc_md
+    (task,) = placeholder.tasks
+    with pytest.raises(MetaflowAirflowError) as failed:
+        task.execute({})
+    assert str(failed.value).startswith(f"{url}: {error}")
+    assert [r.levelno for r in warnings_logged] == [logging.ERROR]
+    assert url in warnings_logged[0].getMessage() and error in warnings_logged[0].getMessage()
+
+    # The error is remembered: the next parse does not read the manifest again, same outcome.
+    again = load_dags(settings=settings(store, tmp_path))
+    assert again["bad"].doc_md == placeholder.doc_md
+
+
+@pytest.mark.parametrize(("blob", "error"), BAD_MANIFESTS)
+def test_a_bad_update_keeps_the_last_good_version(
+    blob: bytes, error: str, tmp_path: Path, warnings_logged: list[logging.LogRecord]
+) -> None:
+    store = file_store(tmp_path)
+    good = make_manifest("bad", description="The last good one.")
+    store.write(good)
+    store.write(make_manifest("other"))
+    config = settings(store, tmp_path)
+    load_dags(settings=config)
+
+    put_raw(store, "bad", blob)
+    dags = load_dags(settings=config)
+
+    assert sorted(dags) == ["bad", "other"]
+    assert dags["bad"].description == "The last good one."
+    assert ERROR_TAG not in dags["bad"].tags
+    url = f"{store.url}/manifests/bad.json"
+    assert dags["bad"].doc_md.startswith(f"> **Warning:** the current manifest `{url}` is invalid")
+    assert error in dags["bad"].doc_md
+    (warning,) = warnings_logged
+    assert warning.levelno == logging.WARNING
+    assert url in warning.getMessage() and error in warning.getMessage()
+    assert "keeps running its last valid manifest" in warning.getMessage()
+
+    store.write(make_manifest("bad", description="Fixed."))  # a good publish clears the warning
+    fixed = load_dags(settings=config)["bad"]
+    assert fixed.description == "Fixed." and "Warning" not in (fixed.doc_md or "")
+
+
+@pytest.mark.parametrize(("blob", "error"), BAD_MANIFESTS)
+def test_strict_mode_raises_on_a_bad_manifest(blob: bytes, error: str, tmp_path: Path) -> None:
+    store = file_store(tmp_path)
+    store.write(make_manifest("good"))
+    put_raw(store, "bad", blob)
+    url = f"{store.url}/manifests/bad.json"
+
+    for _ in range(2):  # the second parse raises from the cached error
+        with pytest.raises(ManifestError) as raised:
+            load_dags(settings=settings(store, tmp_path, strict=True))
+        assert str(raised.value).startswith(f"{url}: {error}")
+
+
+def test_a_bad_manifest_in_airflow_is_a_dag_not_an_import_error(
+    dagbag, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = file_store(tmp_path)
+    store.write(make_manifest("good"))
+    put_raw(store, "bad", b'{"truncated": ')
+    monkeypatch.setenv("METAFLOW_AIRFLOW_CACHE_DIR", str(tmp_path / "cache"))
+
+    bag = dagbag(store.url)
+
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["bad", "good"]
+    assert "Invalid JSON" in bag.get_dag("bad").doc_md
+
+
+# --- signed manifests -------------------------------------------------------------------------
+
+
+def test_require_signed_builds_only_signed_manifests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METAFLOW_AIRFLOW_SIGNING_KEY", KEY)
+    store = file_store(tmp_path)
+    store.write(make_manifest("signed"), signing_key=KEY.encode())
+    store.write(make_manifest("tampered"), signing_key=KEY.encode())
+    store.write(make_manifest("unsigned"))
+    config = settings(store, tmp_path, require_signed=True)
+    loaded = load_dags(settings=config)
+    assert sorted(d for d, dag in loaded.items() if ERROR_TAG not in dag.tags) == [
+        "signed",
+        "tampered",
+    ]
+
+    changed = make_manifest("tampered", description="Not what was signed.").to_json().encode()
+    put_raw(store, "tampered", changed)
+    dags = load_dags(settings=config)
+
+    assert ERROR_TAG not in dags["signed"].tags
+    assert dags["tampered"].description == "A flow."  # the last good (signed) one
+    assert "signature does not match" in dags["tampered"].doc_md
+    assert ERROR_TAG in dags["unsigned"].tags and "unsigned" in dags["unsigned"].doc_md
+    assert sign(changed, KEY.encode()) not in dags["tampered"].doc_md
+
+
+# --- parsing-context fast path ----------------------------------------------------------------
+
+
+def test_a_task_parse_builds_one_dag_with_at_most_one_request(
+    moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = s3_store(moto)
+    for dag_id in ("a", "b", "c"):
+        store.write(make_manifest(dag_id))
+    monkeypatch.setenv(PARSING_CONTEXT, "b")
+
+    moto.record()  # cold cache: one read of that manifest, no listing
+    assert list(load_dags(settings=settings(store, tmp_path))) == ["b"]
+    assert requests_by_kind(moto) == {"list": [], "read": ["b.json"], "other": []}
+
+    moto.record()  # checked just now: no request at all
+    assert list(load_dags(settings=settings(store, tmp_path))) == ["b"]
+    assert moto.requests() == []
+
+    store.write(make_manifest("b", description="changed"))
+    moto.record()  # too old for cache_fresh_seconds=0: one read, and the change is seen
+    dags = load_dags(settings=settings(store, tmp_path, cache_fresh_seconds=0))
+    assert dags["b"].description == "changed"
+    assert requests_by_kind(moto) == {"list": [], "read": ["b.json"], "other": []}
+
+    moto.stop()  # store down: the cached DAG still builds
+    assert list(load_dags(settings=settings(store, tmp_path, store_timeout_seconds=2))) == ["b"]
+    monkeypatch.setenv(PARSING_CONTEXT, "deleted-or-unknown")
+    assert load_dags(settings=settings(store, tmp_path, store_timeout_seconds=2)) == {}
+
+
+def test_a_task_parse_after_a_full_parse_needs_no_request(
+    moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = s3_store(moto)
+    store.write(make_manifest("a"))
+    store.write(make_manifest("b"))
+    load_dags(settings=settings(store, tmp_path))
+
+    monkeypatch.setenv(PARSING_CONTEXT, "a")
+    moto.record()
+    assert list(load_dags(settings=settings(store, tmp_path))) == ["a"]
+    assert moto.requests() == []
