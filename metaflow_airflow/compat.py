@@ -113,6 +113,8 @@ def run_dag(dag: DAG, run_conf: dict[str, Any] | None = None) -> Any:
     abandons the run while it is still running; the timed-out task is already marked failed, so
     settle the run as the scheduler would. Tasks that could still have run are not run."""
     if AIRFLOW_V_3_0_PLUS:
+        if Version(AIRFLOW_VERSION) < Version("3.1"):
+            _activate_outlet_assets(dag)
         return dag.test(run_conf=run_conf)
     from airflow.exceptions import AirflowTaskTimeout
     from airflow.models.dagrun import DagRun
@@ -132,6 +134,22 @@ def run_dag(dag: DAG, run_conf: dict[str, Any] | None = None) -> Any:
             session.refresh(dag_run)
             session.expunge(dag_run)
         return dag_run
+
+
+def _activate_outlet_assets(dag: DAG) -> None:
+    """Airflow 3.0's task runner refuses outlets whose asset the scheduler has not activated
+    yet, and its ``dag.test()`` does not activate them (3.1 does): do what the scheduler would."""
+    from airflow.models.asset import AssetActive, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    assets = {(a.name, a.uri) for task in dag.tasks for a in task.outlets if isinstance(a, Asset)}
+    with create_session() as session:
+        for name, uri in sorted(assets):
+            if session.scalar(select(AssetModel.id).where(AssetModel.uri == uri)) is None:
+                session.add(AssetModel(name=name, uri=uri))
+            if session.get(AssetActive, (name, uri)) is None:
+                session.add(AssetActive(name=name, uri=uri))
 
 
 def stored_xcom(dag_run: Any, task_id: str, key: str, map_index: int = -1) -> Any:

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from .cache import CacheEntry, ManifestCache
@@ -32,6 +32,9 @@ from .signing import SIGNATURE_SUFFIX, load_signing_key, verify
 from .store import ManifestStore, content_hash, manifest_url, parse_manifest
 
 log = logging.getLogger(__name__)
+
+# Manifests per bulk read: big enough for concurrency, small enough to keep progress on timeout.
+_READ_BATCH = 200
 
 T = TypeVar("T")
 
@@ -83,6 +86,20 @@ class _Unavailable(Exception):
     """The store did not answer, or answered with an error."""
 
 
+@dataclass
+class _Progress:
+    """What the store thread has got so far; a parse that stops waiting takes what is there."""
+
+    listing: dict[str, str] | None = None
+    batches: list[dict[str, bytes | Exception]] = field(default_factory=list)
+
+    def blobs(self) -> dict[str, bytes | Exception]:
+        merged: dict[str, bytes | Exception] = {}
+        for batch in list(self.batches):  # the thread may still be appending
+            merged.update(batch)
+        return merged
+
+
 class _Loader:
     """One parse of one loader file: the store, its cache folder, and the rules above."""
 
@@ -117,9 +134,10 @@ class _Loader:
         While the store answers, the DAGs the cache holds are built (usually all of them)."""
         entries = self.cache.load()
         cached = self._cached(entries)
+        progress = _Progress()
         refresh = _Background(
             self.settings.store_timeout_seconds,
-            lambda: self._fetch(self._open_store(), entries, cached),
+            lambda: self._fetch(self._open_store(), entries, cached, progress),
         )
         ready = {
             dag_id: self._build(dag_id, _Outcome(cached[dag_id], None))
@@ -127,24 +145,50 @@ class _Loader:
             if dag_id in cached and entry.error is None
         }
         try:
-            listing, blobs = refresh.result()
+            refresh.result()
+            unfinished = None
         except _Unavailable as exc:
-            return self._finish(self._serve_cache(entries, cached, exc), ready)
+            if progress.listing is None:
+                return self._finish(self._serve_cache(entries, cached, exc), ready)
+            unfinished = exc  # listed, but not everything read: keep what was
+        fresh, outcomes, unread = self._merge(progress, entries, cached, ready)
+        self._save(fresh)
+        if unfinished is not None:
+            self._unfinished(unfinished, unread)
+        return self._finish(outcomes, ready)
+
+    def _merge(
+        self,
+        progress: _Progress,
+        entries: Mapping[str, CacheEntry],
+        cached: Mapping[str, FlowManifest],
+        ready: dict[str, DAG | None],
+    ) -> tuple[dict[str, CacheEntry], dict[str, _Outcome], int]:
+        """The new cache index, what to build (dropping from ``ready`` the DAGs whose manifest
+        was read again), and how many changed manifests were not read in time."""
+        assert progress.listing is not None
+        blobs = progress.blobs()
         now = time.time()
         fresh: dict[str, CacheEntry] = {}
         outcomes: dict[str, _Outcome] = {}
-        for dag_id, marker in listing.items():
+        unread = 0
+        for dag_id, marker in progress.listing.items():
+            old = entries.get(dag_id)
             if dag_id in blobs:
                 ready.pop(dag_id, None)
-                accepted = self._accept(dag_id, marker, blobs, entries.get(dag_id), cached, now)
-                if accepted is None:
-                    continue
-                fresh[dag_id], outcomes[dag_id] = accepted
-            else:
-                fresh[dag_id] = replace(entries[dag_id], checked_at=now)
-                outcomes[dag_id] = _Outcome(cached.get(dag_id), fresh[dag_id].error)
-        self._save(fresh)
-        return self._finish(outcomes, ready)
+                accepted = self._accept(dag_id, marker, blobs, old, cached, now)
+                if accepted is not None:
+                    fresh[dag_id], outcomes[dag_id] = accepted
+            elif old is not None and _unchanged(old, marker, dag_id in cached):
+                fresh[dag_id] = replace(old, checked_at=now)
+                outcomes[dag_id] = _Outcome(cached.get(dag_id), old.error)
+            else:  # changed or new, not read in time: as cached (if at all) until read
+                unread += 1
+                if old is not None:
+                    fresh[dag_id] = old
+                    if dag_id in cached or old.error:
+                        outcomes[dag_id] = _Outcome(cached.get(dag_id), old.error)
+        return fresh, outcomes, unread
 
     def only(self, dag_id: str) -> dict[str, DAG]:
         """A task's parse: just ``dag_id``, from the cache if the store confirmed it within
@@ -180,16 +224,21 @@ class _Loader:
         store: ManifestStore,
         entries: Mapping[str, CacheEntry],
         cached: Mapping[str, FlowManifest],
-    ) -> tuple[dict[str, str], dict[str, bytes | Exception]]:
-        """In the store thread: the listing, and the bytes of what changed since the cache."""
+        progress: _Progress,
+    ) -> None:
+        """In the store thread: the listing, then the manifests that changed since the cache,
+        in batches, so that a parse cut short by the timeout still keeps what it read."""
         listing = {d: marker for d, marker in store.listing().items() if self.owns(d)}
+        progress.listing = listing
         changed = [
             d
             for d, marker in listing.items()
             if not _unchanged(entries.get(d), marker, d in cached)
         ]
-        blobs = store.read_raw_many(changed, signatures=self.settings.require_signed)
-        return listing, blobs
+        for start in range(0, len(changed), _READ_BATCH):
+            batch = changed[start : start + _READ_BATCH]
+            signed = self.settings.require_signed
+            progress.batches.append(store.read_raw_many(batch, signatures=signed))
 
     def _accept(
         self,
@@ -222,6 +271,18 @@ class _Loader:
             return entry, _Outcome(cached.get(dag_id), exc.detail)
         self._keep(digest, blob)
         return CacheEntry(marker, digest, None, now), _Outcome(manifest, None)
+
+    def _unfinished(self, problem: _Unavailable, unread: int) -> None:
+        if self.settings.strict:
+            raise StoreError(f"manifest store {self.url}: {problem}") from problem
+        log.warning(
+            "metaflow-airflow: the manifest store %s was listed but did not answer every read "
+            "(%s); %d changed or new manifest(s) are read on the next parse, their DAGs stay as "
+            "cached until then.",
+            self.url,
+            problem,
+            unread,
+        )
 
     def _serve_cache(
         self,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -74,7 +75,7 @@ class ManifestStore:
         self._local = isinstance(self.fs, LocalFileSystem)
         # s3fs sends a HEAD before each GET (to split big objects into concurrent ranged
         # reads) unless the listing is cached; manifests are small: one GET each.
-        self._read_options = {"max_concurrency": 1} if _protocols(self.fs) & {"s3", "s3a"} else {}
+        self._read_options = _single_get_options(self.fs)
 
     # --- names -------------------------------------------------------------------------------
 
@@ -524,3 +525,12 @@ def _future_schema_version(data: bytes | str) -> int | None:
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         return version
     return None
+
+
+def _single_get_options(fs: fsspec.AbstractFileSystem) -> dict[str, int]:
+    """``max_concurrency=1`` where s3fs knows it (2024.x and newer); older ones, as pinned by
+    Airflow 2.x constraints, reject the keyword."""
+    if not _protocols(fs) & {"s3", "s3a"}:
+        return {}
+    accepted = inspect.signature(type(fs)._cat_file).parameters
+    return {"max_concurrency": 1} if "max_concurrency" in accepted else {}

@@ -23,6 +23,7 @@ import attrs
 
 from .compat import BaseOperatorLink, XCom, airflow_config_option
 from .manifest import FlowManifest, StepSpec
+from .provider import CONFIG_SECTION
 from .runtime import StepInvocation
 
 LINK_NAME = "Metaflow UI"
@@ -31,7 +32,6 @@ PATHSPEC_XCOM_KEY = "metaflow_pathspec"
 # The setting that names the Metaflow UI: an environment variable, or the `ui_url` option of
 # the [metaflow_airflow] section of Airflow's configuration (declared by our provider info).
 UI_URL_ENV = "METAFLOW_AIRFLOW_UI_URL"
-CONFIG_SECTION = "metaflow_airflow"
 
 
 def record_metaflow_ids(context: Mapping[str, Any], invocation: StepInvocation) -> None:
@@ -54,9 +54,9 @@ def metaflow_ui_url(base_url: str, pathspec: str) -> str:
 
 @attrs.define
 class MetaflowUILink(BaseOperatorLink):
-    """"Metaflow UI" button on each Metaflow task; empty (disabled) until the task has started
-    or when no Metaflow UI is configured. An attrs class because Airflow 2 serializes links
-    with ``attrs.asdict``."""
+    """The "Metaflow UI" button of each Metaflow task; empty (disabled) until the task has
+    started or when no Metaflow UI is configured. An attrs class because Airflow 2 serializes
+    links with ``attrs.asdict``."""
 
     name = LINK_NAME
 

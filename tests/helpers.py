@@ -73,7 +73,8 @@ def user_artifacts(flow_name: str, run_id: str) -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = {}
     for step in Run(f"{flow_name}/{run_id}"):
         for task in step:
-            indexes = [frame.index for frame in task["_foreach_stack"].data]
+            stack = task["_foreach_stack"].data if "_foreach_stack" in task else []  # failed tasks
+            indexes = [frame.index for frame in stack]
             key = f"{step.id}{indexes}" if indexes else step.id
             result[key] = {
                 a.id: a.data for a in task.artifacts if not a.id.startswith("_") and a.id != "name"

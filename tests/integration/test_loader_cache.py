@@ -392,3 +392,39 @@ def test_a_task_parse_after_a_full_parse_needs_no_request(
     moto.record()
     assert list(load_dags(settings=settings(store, tmp_path))) == ["a"]
     assert moto.requests() == []
+
+
+def test_a_store_that_stalls_after_the_listing_keeps_what_was_read(
+    moto: MotoServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    warnings_logged: list[logging.LogRecord],
+) -> None:
+    """A cold cache and a store that freezes after the first batch of reads: the DAGs read in
+    time load and are cached; the next parse reads only the rest."""
+    import metaflow_airflow.loader as loader
+
+    store = s3_store(moto)
+    dag_ids = [f"flow_{i}" for i in range(6)]
+    for dag_id in dag_ids:
+        store.write(make_manifest(dag_id))
+    monkeypatch.setattr(loader, "_READ_BATCH", 2)
+    read_raw_many = ManifestStore.read_raw_many
+
+    def first_batch_then_freeze(self: ManifestStore, *args: Any, **kwargs: Any) -> Any:
+        blobs = read_raw_many(self, *args, **kwargs)
+        moto.freeze()  # the server keeps its port and answers nothing more
+        return blobs
+
+    monkeypatch.setattr(ManifestStore, "read_raw_many", first_batch_then_freeze)
+    first = load_dags(settings=settings(store, tmp_path, store_timeout_seconds=3))
+
+    assert sorted(first) == dag_ids[:2]
+    (warning,) = warnings_logged
+    assert "4 changed or new manifest(s) are read on the next parse" in warning.getMessage()
+
+    monkeypatch.setattr(ManifestStore, "read_raw_many", read_raw_many)
+    moto.thaw()
+    moto.record()
+    assert sorted(load_dags(settings=settings(store, tmp_path))) == dag_ids
+    assert sorted(requests_by_kind(moto)["read"]) == [f"{d}.json" for d in dag_ids[2:]]
