@@ -91,10 +91,10 @@ class _Progress:
     """What the store thread has got so far; a parse that stops waiting takes what is there."""
 
     listing: dict[str, str] | None = None
-    batches: list[dict[str, bytes | Exception]] = field(default_factory=list)
+    batches: list[dict[str, bytes | OSError]] = field(default_factory=list)
 
-    def blobs(self) -> dict[str, bytes | Exception]:
-        merged: dict[str, bytes | Exception] = {}
+    def blobs(self) -> dict[str, bytes | OSError]:
+        merged: dict[str, bytes | OSError] = {}
         for batch in list(self.batches):  # the thread may still be appending
             merged.update(batch)
         return merged
@@ -244,7 +244,7 @@ class _Loader:
         self,
         dag_id: str,
         marker: str,
-        blobs: Mapping[str, bytes | Exception],
+        blobs: Mapping[str, bytes | OSError],
         old: CacheEntry | None,
         cached: Mapping[str, FlowManifest],
         now: float,
@@ -366,8 +366,9 @@ class _Loader:
 
     def _open_store(self) -> ManifestStore:
         """Called in the store thread: opening may import a client or ask Airflow for a
-        connection, both of which can be slow."""
-        options = self.storage_options
+        connection, both of which can be slow. A new file system object (not fsspec's cached
+        one), so that a parse never waits on connections an earlier one left hanging."""
+        options = {**self.storage_options, "skip_instance_cache": True}
         if self.settings.conn_id:
             from .connections import storage_options_from_connection
 
@@ -398,7 +399,7 @@ class _Loader:
             )
         return key, ""
 
-    def _verify(self, url: str, data: bytes, signature: bytes | Exception | None) -> None:
+    def _verify(self, url: str, data: bytes, signature: bytes | OSError | None) -> None:
         if not self.settings.require_signed:
             return
         if self._key is None:

@@ -46,6 +46,8 @@ SUFFIX = ".json"
 _VERSION_TIME = "%Y%m%dT%H%M%S.%fZ"
 _VERSION_NAME = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{12})$")
 _POINTER_ATTEMPTS = 100
+# Failures of one object rather than of the store.
+_OBJECT_ERRORS = (FileNotFoundError, PermissionError)
 
 
 @dataclass(frozen=True)
@@ -230,10 +232,11 @@ class ManifestStore:
 
     def read_raw_many(
         self, dag_ids: list[str], *, signatures: bool = False
-    ) -> dict[str, bytes | Exception]:
-        """The bytes of many current manifests in one bulk (concurrent) request; a manifest
-        that cannot be read maps to its exception. With ``signatures``, the keys
-        ``<dag_id>.sig`` hold their signature sidecars (or the exception, when unsigned)."""
+    ) -> dict[str, bytes | OSError]:
+        """The bytes of many current manifests in one bulk (concurrent) request. A manifest
+        that is gone or not readable maps to its FileNotFoundError or PermissionError; any
+        other failure is the store's (network, server) and raises :class:`StoreError`. With
+        ``signatures``, the keys ``<dag_id>.sig`` hold the signature sidecars."""
         paths = {self._path(d): d for d in dag_ids}
         if signatures:
             paths.update({self._path(d) + SIGNATURE_SUFFIX: d + SIGNATURE_SUFFIX for d in dag_ids})
@@ -243,6 +246,9 @@ class ManifestStore:
             blobs = self.fs.cat(list(paths), on_error="return", **self._read_options)
         except OSError as exc:
             raise StoreError(f"cannot read manifests from {self.url}: {exc}") from exc
+        for blob in blobs.values():
+            if isinstance(blob, Exception) and not isinstance(blob, _OBJECT_ERRORS):
+                raise StoreError(f"cannot read manifests from {self.url}: {blob}") from blob
         return {paths[_strip_protocol(self.fs, path)]: blob for path, blob in blobs.items()}
 
     def read_all(self) -> tuple[dict[str, FlowManifest], dict[str, ManifestError]]:

@@ -73,11 +73,13 @@ class MotoServer:
         self.process.send_signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
+        """Answer again (what arrived while frozen is answered too)."""
         self.process.send_signal(signal.SIGCONT)
+        self._wait_until_up()
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.thaw()
+            self.process.send_signal(signal.SIGCONT)
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

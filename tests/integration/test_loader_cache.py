@@ -410,10 +410,14 @@ def test_a_store_that_stalls_after_the_listing_keeps_what_was_read(
         store.write(make_manifest(dag_id))
     monkeypatch.setattr(loader, "_READ_BATCH", 2)
     read_raw_many = ManifestStore.read_raw_many
+    batches = 0
 
     def first_batch_then_freeze(self: ManifestStore, *args: Any, **kwargs: Any) -> Any:
+        nonlocal batches
         blobs = read_raw_many(self, *args, **kwargs)
-        moto.freeze()  # the server keeps its port and answers nothing more
+        batches += 1
+        if batches == 1:
+            moto.freeze()  # the server keeps its port and answers nothing more
         return blobs
 
     monkeypatch.setattr(ManifestStore, "read_raw_many", first_batch_then_freeze)
@@ -427,4 +431,5 @@ def test_a_store_that_stalls_after_the_listing_keeps_what_was_read(
     moto.thaw()
     moto.record()
     assert sorted(load_dags(settings=settings(store, tmp_path))) == dag_ids
-    assert sorted(requests_by_kind(moto)["read"]) == [f"{d}.json" for d in dag_ids[2:]]
+    # (the first parse's store thread may still finish its reads meanwhile)
+    assert set(requests_by_kind(moto)["read"]) == {f"{d}.json" for d in dag_ids[2:]}
