@@ -24,9 +24,11 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import PrivateAttr
 
+from .errors import ManifestError
 from .manifest import FlowManifest
+from .store import parse_manifest
 
 INDEX_FORMAT = 1
 
@@ -43,6 +45,25 @@ class CacheEntry:
     """Why the current manifest is not the good one (``None``: it is)."""
     checked_at: float
     """When the store last confirmed this entry (``time.time()``)."""
+
+
+class HashedManifest(FlowManifest):
+    """A manifest that knows the SHA-256 of the stored bytes it was validated from, so that its
+    ``content_hash`` (each DAG's docs show it) costs nothing: re-serializing every manifest to
+    hash it took about a fifth of the time it takes to build its DAG."""
+
+    _digest: str = PrivateAttr(default="")
+
+    @property
+    def content_hash(self) -> str:
+        return self._digest or super().content_hash
+
+    @classmethod
+    def parse(cls, data: bytes, url: str, dag_id: str, digest: str) -> HashedManifest:
+        """:func:`~.store.parse_manifest` of ``data``, whose hash is ``digest``."""
+        manifest = parse_manifest(data, url, dag_id, model=cls)
+        manifest._digest = digest
+        return manifest
 
 
 class ManifestCache:
@@ -76,18 +97,20 @@ class ManifestCache:
             if blob.name not in kept:
                 blob.unlink(missing_ok=True)
 
-    def manifest(self, content_hash: str) -> FlowManifest | None:
-        """The cached manifest with this hash; ``None`` if absent, altered on disk, or no
-        longer valid for this version of metaflow-airflow (then it is read from the store)."""
+    def manifest(self, dag_id: str, content_hash: str) -> HashedManifest | None:
+        """The cached manifest of ``dag_id`` with this hash; ``None`` if absent, altered on
+        disk, or no longer valid for this version of metaflow-airflow (then it is read from the
+        store again)."""
+        path = self.blobs / f"{content_hash}.json"
         try:
-            data = (self.blobs / f"{content_hash}.json").read_bytes()
+            data = path.read_bytes()
         except OSError:
             return None
         if hashlib.sha256(data).hexdigest() != content_hash:
             return None
         try:
-            return FlowManifest.model_validate_json(data)
-        except ValidationError:
+            return HashedManifest.parse(data, str(path), dag_id, content_hash)
+        except ManifestError:
             return None
 
     def keep(self, content_hash: str, data: bytes) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from .cache import CacheEntry, ManifestCache
+from .cache import CacheEntry, HashedManifest, ManifestCache
 from .compat import DAG, get_parsing_context
 from .errors import ManifestError, MetaflowAirflowError, SigningKeyError, StoreError
 from .factory import build_dag
@@ -29,7 +29,7 @@ from .placeholder import last_good_notice, placeholder_dag
 from .settings import Settings, get_settings
 from .sharding import check_shard, shard_of
 from .signing import SIGNATURE_SUFFIX, load_signing_key, verify
-from .store import ManifestStore, content_hash, manifest_url, parse_manifest
+from .store import ManifestStore, content_hash, manifest_url
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class _Loader:
             self._verify(url, blob, blobs.get(dag_id + SIGNATURE_SUFFIX))
             digest = content_hash(blob)
             manifest = cached.get(dag_id) if digest == good else None
-            manifest = manifest or parse_manifest(blob, url, dag_id)
+            manifest = manifest or HashedManifest.parse(blob, url, dag_id, digest)
         except ManifestError as exc:
             if self.settings.strict:
                 raise
@@ -380,7 +380,7 @@ class _Loader:
     def _cached(self, entries: Mapping[str, CacheEntry]) -> dict[str, FlowManifest]:
         found = {}
         for dag_id, entry in entries.items():
-            manifest = self.cache.manifest(entry.good) if entry.good else None
+            manifest = self.cache.manifest(dag_id, entry.good) if entry.good else None
             if manifest is not None:
                 found[dag_id] = manifest
         return found

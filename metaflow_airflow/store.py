@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -46,6 +46,7 @@ SUFFIX = ".json"
 _VERSION_TIME = "%Y%m%dT%H%M%S.%fZ"
 _VERSION_NAME = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{12})$")
 _POINTER_ATTEMPTS = 100
+_Manifest = TypeVar("_Manifest", bound=FlowManifest)
 # Failures of one object rather than of the store.
 _OBJECT_ERRORS = (FileNotFoundError, PermissionError)
 
@@ -498,11 +499,17 @@ def _strip_protocol(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return fs._strip_protocol(path).rstrip("/")
 
 
-def parse_manifest(data: bytes | str, url: str, dag_id: str | None = None) -> FlowManifest:
-    """Validate manifest JSON; the error names ``url`` and the first failing field. With
-    ``dag_id`` (the name it is stored under), the manifest must declare that id."""
+def parse_manifest(
+    data: bytes | str,
+    url: str,
+    dag_id: str | None = None,
+    model: type[_Manifest] = FlowManifest,  # type: ignore[assignment]
+) -> _Manifest:
+    """Validate manifest JSON (as ``model``, a FlowManifest class); the error names ``url`` and
+    the first failing field. With ``dag_id`` (the name it is stored under), the manifest must
+    declare that id."""
     try:
-        manifest = FlowManifest.model_validate_json(data)
+        manifest = model.model_validate_json(data)
     except ValidationError as exc:
         newer = _future_schema_version(data)
         if newer is not None:
