@@ -124,13 +124,18 @@ def airflow_param(spec: ParameterSpec) -> Param:
 
 
 def _task_factory(manifest: FlowManifest) -> MakeTask:
-    if manifest.compute.kind == "kubernetes":
+    kubernetes = manifest.compute.kind == "kubernetes"
+    if kubernetes:
         from .compute.kubernetes import MetaflowKubernetesOperator as operator
+        from .compute.kubernetes import pod_arguments
     else:
         from .compute.local import MetaflowLocalOperator as operator
 
     def make_task(step: StepSpec) -> BaseOperator:
-        return operator(manifest=manifest, step=step, **task_arguments(manifest, step))
+        compute_arguments = pod_arguments(manifest, step) if kubernetes else {}
+        task = operator(task_id=step.name, **compute_arguments, **task_arguments(manifest, step))
+        task.manifest, task.step = manifest, step  # after __init__: see the operators' docs
+        return task
 
     return make_task
 

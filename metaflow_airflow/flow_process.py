@@ -1,5 +1,6 @@
 """The publish side's child process: runs the user's flow file under Metaflow's CLI with one
-extra command that compiles the flow, uploads its code package and writes its manifest.
+extra command that compiles the flow, uploads its code package and hands the manifest back
+(the parent writes it to the store, so store credentials never reach this process).
 
 Usage (by :func:`metaflow_airflow.publisher.publish_flow` only)::
 
@@ -50,22 +51,20 @@ from .manifest import (
     MetaflowRuntime,
     ProjectSpec,
 )
-from .publisher import PROGRESS_MARK, PUBLISH_COMMAND, PublishRequest, PublishResult
+from .publisher import PROGRESS_MARK, PUBLISH_COMMAND, CompileOutcome, CompileRequest
 from .secrets_check import refuse_plaintext_secrets
-from .signing import load_signing_key, signature_path
-from .store import ManifestStore
 
 _EXTRACT_ROOT = "{root}"
 
 
 @click.command(name=PUBLISH_COMMAND, help="Publish this flow to a metaflow-airflow store.")
-@click.option("--request", required=True, help="A PublishRequest as JSON.")
-@click.option("--result", required=True, help="Where to write the PublishResult as JSON.")
+@click.option("--request", required=True, help="A CompileRequest as JSON.")
+@click.option("--result", required=True, help="Where to write the CompileOutcome as JSON.")
 @click.pass_obj
 def publish_command(obj: Any, request: str, result: str) -> None:
     try:
-        outcome = publish_from_metaflow(obj, PublishRequest.model_validate_json(request))
-        payload = outcome.model_dump()
+        outcome = compile_and_upload(obj, CompileRequest.model_validate_json(request))
+        payload = outcome.model_dump(mode="json")
     except MetaflowAirflowError as exc:
         kind = "compile" if isinstance(exc, CompileError) else "publish"
         payload = {"error": str(exc), "kind": kind}
@@ -73,7 +72,7 @@ def publish_command(obj: Any, request: str, result: str) -> None:
         json.dump(payload, out)
 
 
-def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
+def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
     """Compile first, so that nothing is uploaded for a flow that cannot run on Airflow."""
     flow, graph = obj.flow, obj.graph
     _progress(f"compiling {flow.name}...")
@@ -82,14 +81,12 @@ def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
     compute = _compute(request, obj)
     steps = compile_steps(graph, kubernetes=compute.kind == "kubernetes", image=request.image)
     refuse_plaintext_secrets(steps, allow=request.allow_plaintext_env)
-    signing_key = load_signing_key()  # a misconfigured key fails before anything is uploaded
     parameters = compile_parameters(flow)
     schedule = compile_schedule(flow)
     sensors = compile_sensors(flow)
     refuse_unsupported_flow_decorators(flow)
     triggers = compile_triggers(flow, parameters)
     finish_asset = compile_finish_asset(flow)
-    store = ManifestStore(request.store, request.storage_options)
 
     token = resolve_token(
         dag_id, token_prefix, obj, request.authorize, None, request.generate_new_token, is_project
@@ -120,16 +117,7 @@ def publish_from_metaflow(obj: Any, request: PublishRequest) -> PublishResult:
         triggers=triggers,
         asset_uri=finish_asset,
     )
-    _progress(f"writing manifest {store.manifest_url(dag_id)}...")
-    url = store.write(manifest, signing_key)  # the store signs each version before it is current
-    return PublishResult(
-        dag_id=dag_id,
-        manifest_url=url,
-        signature_url=signature_path(url) if signing_key else None,
-        flow_name=flow.name,
-        code_package_url=package.url,
-        warnings=_warnings(compute, obj.metadata.TYPE),
-    )
+    return CompileOutcome(manifest=manifest, warnings=_warnings(compute, obj.metadata.TYPE))
 
 
 def _progress(message: str) -> None:

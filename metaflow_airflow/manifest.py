@@ -255,13 +255,15 @@ class ProjectSpec(_Model):
 
 
 # Event triggers meet Airflow through Assets (Datasets on Airflow 2) named by these URIs:
-#   metaflow://flows/<name>   emitted by the ``end`` task of every published flow's runs that
+#   x-metaflow://flows/<name>   emitted by the ``end`` task of every published flow's runs that
 #                             succeed; <name> is Metaflow's project-qualified flow name
 #                             (``project.branch.Flow`` under @project, else ``Flow``);
-#   metaflow://events/<name>  the event ``name`` of ``@trigger``: any Airflow task with this
+#   x-metaflow://events/<name>  the event ``name`` of ``@trigger``: any Airflow task with this
 #                             Asset as an outlet emits it.
-FLOW_ASSET_PREFIX = "metaflow://flows/"
-EVENT_ASSET_PREFIX = "metaflow://events/"
+# The scheme starts with ``x-``, Airflow's mark of a custom scheme: any other scheme makes the
+# first Asset of a parse load every provider's asset URI handlers (boto3 and more, about 0.3 s).
+FLOW_ASSET_PREFIX = "x-metaflow://flows/"
+EVENT_ASSET_PREFIX = "x-metaflow://events/"
 # Characters of a flow or event name in an asset URI: Metaflow's event names (letters, digits,
 # '_', '.', '-'), project branches (``user.<name>``: '@' and '+' appear in user names).
 ASSET_NAME_PATTERN = r"^[A-Za-z0-9_.\-@+]{1,250}$"
@@ -271,12 +273,12 @@ PAYLOAD_FIELD_PATTERN = r"^[A-Za-z0-9_\-]{1,200}$"
 
 
 def flow_asset_uri(qualified_flow_name: str) -> str:
-    """The Asset a flow's successful runs emit: ``metaflow://flows/<project.branch.Flow>``."""
+    """The Asset a flow's successful runs emit: ``x-metaflow://flows/<project.branch.Flow>``."""
     return FLOW_ASSET_PREFIX + qualified_flow_name
 
 
 def event_asset_uri(event_name: str) -> str:
-    """The Asset that stands for the event ``event_name``: ``metaflow://events/<name>``."""
+    """The Asset that stands for the event ``event_name``: ``x-metaflow://events/<name>``."""
     return EVENT_ASSET_PREFIX + event_name
 
 
@@ -287,7 +289,7 @@ class FlowTrigger(_Model):
     flow: Annotated[str, Field(pattern=ASSET_NAME_PATTERN)] = Field(
         description="The upstream flow's project-qualified name (project.branch.Flow, or Flow)."
     )
-    asset_uri: str = Field(description="metaflow://flows/<flow>: the Asset its end task emits.")
+    asset_uri: str = Field(description="x-metaflow://flows/<flow>: the Asset its end task emits.")
 
     @model_validator(mode="after")
     def _check_uri(self) -> FlowTrigger:
@@ -301,7 +303,7 @@ class EventTrigger(_Model):
 
     kind: Literal["event"] = "event"
     event: Annotated[str, Field(pattern=ASSET_NAME_PATTERN)]
-    asset_uri: str = Field(description="metaflow://events/<event>: the Asset that triggers.")
+    asset_uri: str = Field(description="x-metaflow://events/<event>: the Asset that triggers.")
     parameters: dict[
         Annotated[str, Field(pattern=PARAMETER_NAME_PATTERN)],
         Annotated[str, Field(pattern=PAYLOAD_FIELD_PATTERN)],
@@ -347,8 +349,8 @@ class FlowManifest(_Model):
     )
     asset_uri: str | None = Field(
         default=None,
-        pattern=r"^metaflow://flows/[A-Za-z0-9_.\-@+]{1,250}$",
-        description="The Asset the end task emits when a run succeeds (metaflow://flows/"
+        pattern=r"^x-metaflow://flows/[A-Za-z0-9_.\-@+]{1,250}$",
+        description="The Asset the end task emits when a run succeeds (x-metaflow://flows/"
         "<project-qualified flow name>); null: derived from project and flow_name.",
     )
 

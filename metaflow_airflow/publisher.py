@@ -3,6 +3,8 @@
 :func:`publish_flow` runs the flow file in a child process under Metaflow's own CLI (see
 ``flow_process``), exactly as ``python flow.py ...`` would: that resolves decorators, configs
 and the datastore the Metaflow way, and keeps the user's module out of the caller's process.
+The child compiles and uploads; this process writes the manifest, having opened the store
+while the child started (the store client's import and first request overlap Metaflow's).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import CompileError, PublishError
+from .errors import CompileError, PublishError, SigningKeyError, StoreError
+from .manifest import FlowManifest
+from .signing import load_signing_key, signature_path
+from .store import ManifestStore
 from .support import refuse_unsupported_decorators
 
 PUBLISH_COMMAND = "metaflow-airflow-publish"
@@ -26,13 +31,11 @@ PUBLISH_COMMAND = "metaflow-airflow-publish"
 PROGRESS_MARK = "::metaflow-airflow-progress:: "
 
 
-class PublishRequest(BaseModel):
-    """What ``metaflow-airflow publish`` was asked to do; handed to the flow process as JSON."""
+class CompileRequest(BaseModel):
+    """How to compile the flow: what the flow process gets, as JSON on its command line."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    store: str
-    storage_options: dict[str, Any] = {}
     compute: Literal["kubernetes", "local"] = "kubernetes"
     dag_id: str | None = None
     image: str | None = None
@@ -43,6 +46,26 @@ class PublishRequest(BaseModel):
     authorize: str | None = None
     generate_new_token: bool = False
     allow_plaintext_env: bool = False  # accept @environment values that look like credentials
+
+
+class PublishRequest(CompileRequest):
+    """What ``metaflow-airflow publish`` was asked to do: how to compile, and where to."""
+
+    store: str
+    storage_options: dict[str, Any] = {}
+
+    def compile_request(self) -> CompileRequest:
+        """All but the store: its options may hold credentials, which stay in this process."""
+        return CompileRequest(**self.model_dump(exclude={"store", "storage_options"}))
+
+
+class CompileOutcome(BaseModel):
+    """What the flow process hands back: the manifest to write, and warnings for the user."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    manifest: FlowManifest
+    warnings: tuple[str, ...] = ()
 
 
 class PublishResult(BaseModel):
@@ -75,6 +98,10 @@ def publish_flow(
     if not flow_path.is_file():
         raise PublishError(f"flow file not found: {flow_file}")
     refuse_unsupported_decorators(flow_path)
+    try:
+        signing_key = load_signing_key()  # a misconfigured key fails before anything is uploaded
+    except SigningKeyError as exc:
+        raise PublishError(str(exc)) from exc
     with tempfile.TemporaryDirectory(prefix="metaflow-airflow-") as tmp:
         result_file = Path(tmp, "result.json")
         argv = [
@@ -86,29 +113,41 @@ def publish_flow(
             *metaflow_options,
             PUBLISH_COMMAND,
             "--request",
-            request.model_dump_json(),
+            request.compile_request().model_dump_json(),
             "--result",
             str(result_file),
         ]
-        returncode, stderr = _run_flow_process(argv, flow_path.parent, env, progress)
+        with _flow_process(argv, flow_path.parent, env) as process:
+            store = _open_store(request, process)
+            returncode, stderr = _follow(process, progress)
         outcome = json.loads(result_file.read_text()) if result_file.exists() else None
     if outcome and "error" in outcome:
         error_class = CompileError if outcome.get("kind") == "compile" else PublishError
         raise error_class(outcome["error"])
     if returncode != 0 or not outcome:
         raise PublishError(f"{flow_path.name}: {_last_error_line(stderr)}")
-    return PublishResult.model_validate(outcome)
+    compiled = CompileOutcome.model_validate(outcome)
+    manifest = compiled.manifest
+    if progress is not None:
+        progress(f"writing manifest {store.manifest_url(manifest.dag_id)}...")
+    try:
+        url = store.write(manifest, signing_key)  # signed before that version is current
+    except StoreError as exc:
+        raise PublishError(str(exc)) from exc
+    return PublishResult(
+        dag_id=manifest.dag_id,
+        manifest_url=url,
+        signature_url=signature_path(url) if signing_key else None,
+        flow_name=manifest.flow_name,
+        code_package_url=manifest.code_package.url,
+        warnings=compiled.warnings,
+    )
 
 
-def _run_flow_process(
-    argv: Sequence[str],
-    cwd: Path,
-    env: Mapping[str, str] | None,
-    progress: Callable[[str], None] | None,
-) -> tuple[int, str]:
-    """Run the flow process, handing its progress lines on as they come (packaging and
-    uploading can take a while); returns its exit code and the rest of its stderr."""
-    process = subprocess.Popen(
+def _flow_process(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=None if env is None else dict(env),
@@ -116,15 +155,33 @@ def _run_flow_process(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _open_store(request: PublishRequest, process: subprocess.Popen[str]) -> ManifestStore:
+    """The store, connected while the flow process starts; a store that cannot be opened
+    stops the flow process, before it uploads anything if it is still starting."""
+    try:
+        store = ManifestStore(request.store, request.storage_options)
+        store.connect()
+    except StoreError as exc:
+        process.kill()
+        raise PublishError(str(exc)) from exc
+    return store
+
+
+def _follow(
+    process: subprocess.Popen[str], progress: Callable[[str], None] | None
+) -> tuple[int, str]:
+    """Hand the flow process' progress lines on as they come (packaging and uploading can take
+    a while); returns its exit code and the rest of its stderr."""
     assert process.stderr is not None
     kept = []
-    with process:
-        for line in process.stderr:
-            if not line.startswith(PROGRESS_MARK):
-                kept.append(line)
-            elif progress is not None:
-                progress(line[len(PROGRESS_MARK):].rstrip("\n"))
-    return process.returncode, "".join(kept)
+    for line in process.stderr:
+        if not line.startswith(PROGRESS_MARK):
+            kept.append(line)
+        elif progress is not None:
+            progress(line[len(PROGRESS_MARK):].rstrip("\n"))
+    return process.wait(), "".join(kept)
 
 
 def _last_error_line(stderr: str) -> str:

@@ -80,6 +80,14 @@ class ManifestStore:
         # reads) unless the listing is cached; manifests are small: one GET each.
         self._read_options = _single_get_options(self.fs)
 
+    def connect(self) -> None:
+        """Make a first request now: it sets up the store's client (for S3 as slow as importing
+        it), which a publish overlaps with the start of its flow process."""
+        try:
+            self.fs.exists(self.root)
+        except OSError as exc:
+            raise StoreError(f"cannot reach manifest store {self.url}: {exc}") from exc
+
     # --- names -------------------------------------------------------------------------------
 
     def _path(self, dag_id: str) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
 
 from ..command import REPORTING_STEP_TYPES, StepCommands, render_step_commands
@@ -24,64 +25,19 @@ from .context import hand_back, task_ref_from_context
 # KubernetesPodOperator's XCom convention: the sidecar reads this file when the task ends.
 XCOM_RETURN_FILE = "/airflow/xcom/return.json"
 LOG_DIR = "/tmp/metaflow-logs"
+_MODEL_CONFIGURATION = Configuration()
+Model = TypeVar("Model")
 
 
 class MetaflowKubernetesOperator(KubernetesPodOperator, SkipMixin):
-    """Runs one Metaflow step in a pod; a foreach step returns its split indexes."""
+    """Runs one Metaflow step in a pod; a foreach step returns its split indexes. Built by
+    :func:`~metaflow_airflow.factory.build_dag` from :func:`pod_arguments`: an ``__init__`` of
+    its own would make Airflow apply the default arguments once more per task (deep-copying
+    the DAG's params each time), a sixth of a task's parse time."""
 
     operator_extra_links = (*KubernetesPodOperator.operator_extra_links, MetaflowUILink())
-
-    def __init__(self, *, manifest: FlowManifest, step: StepSpec, **kwargs: Any) -> None:
-        compute = manifest.compute
-        assert isinstance(compute, KubernetesCompute)
-        pod = step.pod
-        connection: dict[str, Any] = {"in_cluster": compute.in_cluster}
-        if compute.kubernetes_conn_id:
-            connection["kubernetes_conn_id"] = compute.kubernetes_conn_id
-        volumes, mounts = _volumes(pod)
-        super().__init__(
-            task_id=step.name,
-            name=step.name.replace("_", "-").lower(),
-            image=pod.image,
-            image_pull_policy=pod.image_pull_policy,
-            image_pull_secrets=[k8s.V1LocalObjectReference(name=n) for n in pod.image_pull_secrets],
-            namespace=pod.namespace,
-            service_account_name=pod.service_account,
-            env_from=[
-                k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=name))
-                for name in pod.secrets
-            ],
-            node_selector=dict(pod.node_selector) or None,
-            tolerations=[k8s.V1Toleration(**t) for t in pod.tolerations] or None,
-            volumes=volumes,
-            volume_mounts=mounts,
-            container_security_context=(
-                k8s.V1SecurityContext(**pod.security_context) if pod.security_context else None
-            ),
-            cmds=["bash", "-c"],
-            arguments=[],
-            container_resources=_resources(step),
-            labels={
-                **pod.labels,
-                "app.kubernetes.io/name": "metaflow-task",
-                "app.kubernetes.io/part-of": "metaflow",
-            },
-            annotations={
-                **pod.annotations,
-                "metaflow/flow_name": manifest.flow_name,
-                "metaflow/step_name": step.name,
-                "metaflow/owner": manifest.published_by,
-            },
-            do_xcom_push=step.type in REPORTING_STEP_TYPES,
-            get_logs=True,
-            log_events_on_failure=True,
-            reattach_on_restart=False,
-            on_finish_action="delete_pod",
-            **connection,
-            **kwargs,
-        )
-        self.manifest = manifest
-        self.step = step
+    manifest: FlowManifest
+    step: StepSpec
 
     def prepare(self, ref: TaskRef) -> StepInvocation:
         """Fill in the container's command and environment for one task instance."""
@@ -99,7 +55,7 @@ class MetaflowKubernetesOperator(KubernetesPodOperator, SkipMixin):
         env = {**commands.env, **_log_env(self.manifest, invocation)}
         if self.step.pod.tmpfs:  # Metaflow puts its temporary files on the tmpfs volume
             env["METAFLOW_TEMPDIR"] = self.step.pod.tmpfs.path
-        self.env_vars = [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(env.items())]
+        self.env_vars = [_model(k8s.V1EnvVar, name=k, value=v) for k, v in sorted(env.items())]
         return invocation
 
     def build_pod_request_obj(self, context: Any = None, **kwargs: Any) -> k8s.V1Pod:
@@ -113,6 +69,63 @@ class MetaflowKubernetesOperator(KubernetesPodOperator, SkipMixin):
         if isinstance(result, str):
             result = json.loads(result)
         return hand_back(self, context, self.step, self.invocation, result)
+
+
+def pod_arguments(manifest: FlowManifest, step: StepSpec) -> dict[str, Any]:
+    """The KubernetesPodOperator arguments of ``step``'s pod (all but the command and its
+    environment, which depend on the task instance: :meth:`MetaflowKubernetesOperator.prepare`)."""
+    compute = manifest.compute
+    assert isinstance(compute, KubernetesCompute)
+    pod = step.pod
+    connection: dict[str, Any] = {"in_cluster": compute.in_cluster}
+    if compute.kubernetes_conn_id:
+        connection["kubernetes_conn_id"] = compute.kubernetes_conn_id
+    volumes, mounts = _volumes(pod)
+    return dict(
+        name=step.name.replace("_", "-").lower(),
+        image=pod.image,
+        image_pull_policy=pod.image_pull_policy,
+        image_pull_secrets=[_model(k8s.V1LocalObjectReference, name=n) for n in pod.image_pull_secrets],
+        namespace=pod.namespace,
+        service_account_name=pod.service_account,
+        env_from=[
+            _model(k8s.V1EnvFromSource, secret_ref=_model(k8s.V1SecretEnvSource, name=name))
+            for name in pod.secrets
+        ],
+        node_selector=dict(pod.node_selector) or None,
+        tolerations=[_model(k8s.V1Toleration, **t) for t in pod.tolerations] or None,
+        volumes=volumes,
+        volume_mounts=mounts,
+        container_security_context=(
+            _model(k8s.V1SecurityContext, **pod.security_context) if pod.security_context else None
+        ),
+        cmds=["bash", "-c"],
+        arguments=[],
+        container_resources=_resources(step),
+        labels={
+            **pod.labels,
+            "app.kubernetes.io/name": "metaflow-task",
+            "app.kubernetes.io/part-of": "metaflow",
+        },
+        annotations={
+            **pod.annotations,
+            "metaflow/flow_name": manifest.flow_name,
+            "metaflow/step_name": step.name,
+            "metaflow/owner": manifest.published_by,
+        },
+        do_xcom_push=step.type in REPORTING_STEP_TYPES,
+        get_logs=True,
+        log_events_on_failure=True,
+        reattach_on_restart=False,
+        on_finish_action="delete_pod",
+        **connection,
+    )
+
+
+def _model(model: type[Model], **fields: Any) -> Model:
+    """A Kubernetes model object sharing one client configuration: by default each object
+    builds its own (loggers included), which cost a fifth of a task's parse time."""
+    return model(local_vars_configuration=_MODEL_CONFIGURATION, **fields)
 
 
 def pod_script(container: ContainerScript, step: StepSpec, commands: StepCommands) -> str:
@@ -149,7 +162,7 @@ def _resources(step: StepSpec) -> k8s.V1ResourceRequirements:
     }
     gpu = f"{step.pod.gpu_vendor.lower()}.com/gpu"
     limits = {gpu: str(resources.gpu)} if resources.gpu else None
-    return k8s.V1ResourceRequirements(requests=requests, limits=limits)
+    return _model(k8s.V1ResourceRequirements, requests=requests, limits=limits)
 
 
 def _volumes(pod: PodSpec) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMount]]:
@@ -157,12 +170,15 @@ def _volumes(pod: PodSpec) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMount]]
     volumes, mounts = [], []
     for claim, path in sorted(pod.persistent_volume_claims.items()):
         volumes.append(
-            k8s.V1Volume(
+            _model(
+                k8s.V1Volume,
                 name=claim,
-                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=claim),
+                persistent_volume_claim=_model(
+                    k8s.V1PersistentVolumeClaimVolumeSource, claim_name=claim
+                ),
             )
         )
-        mounts.append(k8s.V1VolumeMount(name=claim, mount_path=path))
+        mounts.append(_model(k8s.V1VolumeMount, name=claim, mount_path=path))
     memory_volumes = []
     if pod.tmpfs:
         memory_volumes.append(("tmpfs-ephemeral-volume", pod.tmpfs.path, pod.tmpfs.size_mb))
@@ -170,10 +186,13 @@ def _volumes(pod: PodSpec) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMount]]
         memory_volumes.append(("dhsm", "/dev/shm", pod.shared_memory_mb))
     for name, path, size_mb in memory_volumes:
         volumes.append(
-            k8s.V1Volume(
+            _model(
+                k8s.V1Volume,
                 name=name,
-                empty_dir=k8s.V1EmptyDirVolumeSource(medium="Memory", size_limit=f"{size_mb}Mi"),
+                empty_dir=_model(
+                    k8s.V1EmptyDirVolumeSource, medium="Memory", size_limit=f"{size_mb}Mi"
+                ),
             )
         )
-        mounts.append(k8s.V1VolumeMount(name=name, mount_path=path))
+        mounts.append(_model(k8s.V1VolumeMount, name=name, mount_path=path))
     return volumes, mounts

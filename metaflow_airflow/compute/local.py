@@ -28,15 +28,13 @@ RESULT_FILE = "metaflow-airflow-result.json"
 
 
 class MetaflowLocalOperator(BaseOperator, SkipMixin):
-    """Runs one Metaflow step as a local process; a foreach step returns its split indexes."""
+    """Runs one Metaflow step as a local process; a foreach step returns its split indexes.
+    Without an ``__init__`` of its own, as :class:`~.kubernetes.MetaflowKubernetesOperator`."""
 
     ui_color = "#c7e3f4"
     operator_extra_links = (MetaflowUILink(),)
-
-    def __init__(self, *, manifest: FlowManifest, step: StepSpec, **kwargs: Any) -> None:
-        super().__init__(task_id=step.name, **kwargs)
-        self.manifest = manifest
-        self.step = step
+    manifest: FlowManifest
+    step: StepSpec
 
     def execute(self, context: Any) -> list[int] | None:
         ref = task_ref_from_context(context, self.manifest, self.step)

@@ -1,6 +1,6 @@
 """Event triggers on real Airflow: a flow's successful run emits its Asset and a flow with
 ``@trigger_on_finish`` gets an asset-triggered run; a plain Airflow DAG emitting
-``metaflow://events/<name>`` triggers a ``@trigger`` flow, its payload becoming Parameters.
+``x-metaflow://events/<name>`` triggers a ``@trigger`` flow, its payload becoming Parameters.
 
 Airflow's own code does each step: ``airflow dags reserialize`` and ``airflow dags unpause``
 (what an operator runs), ``dag.test()`` for the emitting run (its task's outlet records the
@@ -40,7 +40,7 @@ except ImportError:  # Airflow 2: Assets were Datasets
     from airflow.datasets import Dataset as Asset
     from airflow.decorators import task
 
-DATA_READY = Asset("metaflow://events/data_ready")
+DATA_READY = Asset("x-metaflow://events/data_ready")
 
 with DAG("load_sales", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
 
@@ -209,23 +209,23 @@ def test_upstream_run_emits_its_asset_and_the_downstream_flow_runs(publish, dagb
 
     # The end task's outlet recorded the asset event, described like Metaflow's run event...
     upstream_metaflow_run = metaflow_run_id(upstream_run.run_id, "UpstreamFlow")
-    (event,) = asset_events("metaflow://flows/UpstreamFlow")
+    (event,) = asset_events("x-metaflow://flows/UpstreamFlow")
     assert event["dag_id"] == "UpstreamFlow" and event["run_id"] == upstream_run.run_id
     assert event["extra"]["run_id"] == upstream_metaflow_run
     assert event["extra"]["flow_name"] == "UpstreamFlow"
     assert event["extra"]["pathspec"].startswith(f"UpstreamFlow/{upstream_metaflow_run}/end/")
     # ...and queued the DAG scheduled on it.
-    assert queued_dags("metaflow://flows/UpstreamFlow") == ["DownstreamFlow"]
+    assert queued_dags("x-metaflow://flows/UpstreamFlow") == ["DownstreamFlow"]
 
     run_id, consumed = create_asset_triggered_run("DownstreamFlow")
-    assert consumed == ["metaflow://flows/UpstreamFlow"]
-    assert queued_dags("metaflow://flows/UpstreamFlow") == []
+    assert consumed == ["x-metaflow://flows/UpstreamFlow"]
+    assert queued_dags("x-metaflow://flows/UpstreamFlow") == []
 
     assert run_dag_run(downstream, run_id) == "success"
     artifacts = user_artifacts("DownstreamFlow", metaflow_run_id(run_id, "DownstreamFlow"))
     assert artifacts["start"]["factor_seen"] == 2
     # The downstream run emitted its own asset in turn.
-    (own,) = asset_events("metaflow://flows/DownstreamFlow")
+    (own,) = asset_events("x-metaflow://flows/DownstreamFlow")
     assert own["run_id"] == run_id
 
 
@@ -240,12 +240,12 @@ def test_plain_airflow_dag_triggers_a_flow_with_its_payload(
 
     producer_run = run_dag(bag.get_dag("load_sales"))
     assert run_state(producer_run) == "success"
-    (event,) = asset_events("metaflow://events/data_ready")
+    (event,) = asset_events("x-metaflow://events/data_ready")
     assert event["extra"] == {"table_name": "sales", "row_count": 42}
-    assert queued_dags("metaflow://events/data_ready") == ["EventFlow"]
+    assert queued_dags("x-metaflow://events/data_ready") == ["EventFlow"]
 
     run_id, consumed = create_asset_triggered_run("EventFlow")
-    assert consumed == ["metaflow://events/data_ready"]
+    assert consumed == ["x-metaflow://events/data_ready"]
     assert run_dag_run(bag.get_dag("EventFlow"), run_id) == "success"
 
     start = user_artifacts("EventFlow", metaflow_run_id(run_id, "EventFlow"))["start"]

@@ -4,7 +4,7 @@ from metaflow import FlowSpec, Parameter, schedule, step, trigger
 @schedule(daily=True)
 @trigger(event={"name": "data_ready", "parameters": {"table": "table_name", "rows": "row_count"}})
 class EventFlow(FlowSpec):
-    """Runs daily and whenever an Airflow task emits metaflow://events/data_ready; the event's
+    """Runs daily and whenever an Airflow task emits x-metaflow://events/data_ready; the event's
     payload names the table."""
 
     table = Parameter("table", default="nothing")

@@ -2,7 +2,7 @@ from metaflow import FlowSpec, step
 
 
 class UpstreamFlow(FlowSpec):
-    """Produces a value; a successful run emits metaflow://flows/UpstreamFlow on Airflow."""
+    """Produces a value; a successful run emits x-metaflow://flows/UpstreamFlow on Airflow."""
 
     @step
     def start(self):

@@ -146,3 +146,30 @@ def test_a_short_key_fails_publish_before_upload(publish, store_url, monkeypatch
     with pytest.raises(PublishError, match="has 9 bytes; use at least 32"):
         publish("secret_env_flow.py", allow_plaintext_env=True)
     assert ManifestStore(store_url).list() == []
+
+
+def test_store_credentials_stay_out_of_the_flow_process(
+    publish, s3_bucket_info, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow process compiles and uploads; the caller writes the manifest, so the store's
+    options (which may hold keys) never appear on a command line that `ps` shows."""
+    from metaflow_airflow import publisher
+
+    secret = "store-secret-" + "x" * 20
+    options = {**s3_bucket_info.storage_options, "key": AWS_ENV["AWS_ACCESS_KEY_ID"],
+               "secret": secret}
+    launched: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def recording_popen(argv, **kwargs):
+        launched.append(list(argv))
+        return popen(argv, **kwargs)
+
+    monkeypatch.setattr(publisher.subprocess, "Popen", recording_popen)
+    store_url = f"{s3_bucket_info.url}/flows"
+    result = publish("branch_flow.py", store=store_url, storage_options=options)
+
+    assert len(launched) == 1 and "metaflow_airflow.flow_process" in launched[0]
+    assert not any(secret in arg or store_url in arg for arg in launched[0])
+    assert ManifestStore(store_url, s3_bucket_info.storage_options).read("BranchFlow").dag_id \
+        == result.dag_id

@@ -50,16 +50,16 @@ def test_finish_and_event_triggers_are_recorded(publish, store_url):
 
     downstream = store.read("DownstreamFlow")
     assert downstream.triggers == (
-        FlowTrigger(flow="UpstreamFlow", asset_uri="metaflow://flows/UpstreamFlow"),
+        FlowTrigger(flow="UpstreamFlow", asset_uri="x-metaflow://flows/UpstreamFlow"),
     )
-    assert downstream.asset_uri == "metaflow://flows/DownstreamFlow"
+    assert downstream.asset_uri == "x-metaflow://flows/DownstreamFlow"
     assert downstream.schedule is None
 
     event = store.read("EventFlow")
     assert event.triggers == (
         EventTrigger(
             event="data_ready",
-            asset_uri="metaflow://events/data_ready",
+            asset_uri="x-metaflow://events/data_ready",
             parameters={"table": "table_name", "rows": "row_count"},
         ),
     )
@@ -79,12 +79,12 @@ def test_project_qualifies_flow_names_like_metaflow(tmp_path, publish, store_url
 
     assert result.dag_id == "shop.test.dev.ProjectDownFlow"
     # Emitted as the flow's project-qualified name, which upstream @project flows listen for.
-    assert manifest.asset_uri == "metaflow://flows/shop.test.dev.ProjectDownFlow"
+    assert manifest.asset_uri == "x-metaflow://flows/shop.test.dev.ProjectDownFlow"
     # A bare name is read in this flow's own project and branch, as Metaflow reads it.
     assert [t.asset_uri for t in manifest.triggers] == [
-        "metaflow://flows/shop.test.dev.IngestFlow",
-        "metaflow://flows/other.prod.CleanFlow",
-        "metaflow://flows/ml.test.x.ScoreFlow",
+        "x-metaflow://flows/shop.test.dev.IngestFlow",
+        "x-metaflow://flows/other.prod.CleanFlow",
+        "x-metaflow://flows/ml.test.x.ScoreFlow",
     ]
 
 
@@ -100,7 +100,7 @@ def test_deploy_time_event_names_and_automatic_mapping(tmp_path, publish, store_
     publish(flow)
     (trigger,) = ManifestStore(store_url).read("AutoMapFlow").triggers
     assert trigger.event == "mfns.orders"
-    assert trigger.asset_uri == "metaflow://events/mfns.orders"
+    assert trigger.asset_uri == "x-metaflow://events/mfns.orders"
     # One event without a mapping: Metaflow maps each Parameter from the field of its name.
     assert trigger.parameters == {"Limit": "limit", "region": "region"}
 

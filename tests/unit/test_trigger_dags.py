@@ -27,10 +27,10 @@ PARAMETERS = (
     ParameterSpec(name="n", type="int", default=3),
     ParameterSpec(name="table", type="str", default="none"),
 )
-UPSTREAM = FlowTrigger(flow="Up", asset_uri="metaflow://flows/Up")
+UPSTREAM = FlowTrigger(flow="Up", asset_uri="x-metaflow://flows/Up")
 DATA_READY = EventTrigger(
     event="data_ready",
-    asset_uri="metaflow://events/data_ready",
+    asset_uri="x-metaflow://events/data_ready",
     parameters={"table": "table_name", "n": "rows"},
 )
 
@@ -55,14 +55,14 @@ def test_triggers_schedule_the_dag_on_all_their_assets():
     dag = build_dag(_manifest(UPSTREAM, DATA_READY))
     condition = _condition(dag.timetable)
     assert type(condition).__name__ in ("AssetAll", "DatasetAll")  # every one must fire
-    assert _uris(condition) == ["metaflow://flows/Up", "metaflow://events/data_ready"]
+    assert _uris(condition) == ["x-metaflow://flows/Up", "x-metaflow://events/data_ready"]
     assert not hasattr(dag.timetable, "timetable")  # no time-based part
 
 
 def test_schedule_and_triggers_combine_into_asset_or_time():
     dag = build_dag(_manifest(UPSTREAM, schedule=ScheduleSpec(cron="30 6 * * *")))
     assert type(dag.timetable).__name__ in ("AssetOrTimeSchedule", "DatasetOrTimeSchedule")
-    assert _uris(_condition(dag.timetable)) == ["metaflow://flows/Up"]
+    assert _uris(_condition(dag.timetable)) == ["x-metaflow://flows/Up"]
     assert type(dag.timetable.timetable).__name__ == "CronTriggerTimetable"
     assert dag.timetable.timetable._expression == "30 6 * * *"
 
@@ -76,38 +76,38 @@ def test_without_triggers_the_schedule_is_unchanged():
 @pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
 def test_the_end_task_emits_the_flows_asset(kubernetes):
     dag = build_dag(_manifest(DATA_READY, kubernetes=kubernetes))
-    assert [asset.uri for asset in dag.get_task("end").outlets] == ["metaflow://flows/F"]
+    assert [asset.uri for asset in dag.get_task("end").outlets] == ["x-metaflow://flows/F"]
     assert all(not dag.get_task(t).outlets for t in dag.task_ids if t != "end")
 
 
 def test_project_flows_emit_their_project_qualified_name():
     project = ProjectSpec(name="shop", branch="user.tester")
-    assert _manifest(project=project).finish_asset_uri == "metaflow://flows/shop.user.tester.F"
+    assert _manifest(project=project).finish_asset_uri == "x-metaflow://flows/shop.user.tester.F"
     # What publish records wins over the derivation (manifests written before the field lack it).
-    published = _manifest(project=project, asset_uri="metaflow://flows/shop.prod.F")
+    published = _manifest(project=project, asset_uri="x-metaflow://flows/shop.prod.F")
     dag = build_dag(published)
-    assert [asset.uri for asset in dag.get_task("end").outlets] == ["metaflow://flows/shop.prod.F"]
+    assert [asset.uri for asset in dag.get_task("end").outlets] == ["x-metaflow://flows/shop.prod.F"]
 
 
 def test_dag_with_triggers_serializes_deterministically():
     manifest = _manifest(UPSTREAM, DATA_READY, schedule=ScheduleSpec(cron="0 1 * * *"))
     first = json.dumps(serialize_dag(build_dag(manifest)), sort_keys=True, default=str)
     assert first == json.dumps(serialize_dag(build_dag(manifest)), sort_keys=True, default=str)
-    assert "metaflow://events/data_ready" in first
+    assert "x-metaflow://events/data_ready" in first
 
 
 @pytest.mark.parametrize(
     ("trigger", "message"),
     [
-        ({"kind": "flow", "flow": "Up", "asset_uri": "metaflow://flows/Other"}, "asset_uri must"),
+        ({"kind": "flow", "flow": "Up", "asset_uri": "x-metaflow://flows/Other"}, "asset_uri must"),
         ({"kind": "event", "event": "e", "asset_uri": "s3://b/k"}, "asset_uri must"),
-        ({"kind": "event", "event": "a b", "asset_uri": "metaflow://events/a b"}, "pattern"),
+        ({"kind": "event", "event": "a b", "asset_uri": "x-metaflow://events/a b"}, "pattern"),
         (
-            {"kind": "event", "event": "e", "asset_uri": "metaflow://events/e",
+            {"kind": "event", "event": "e", "asset_uri": "x-metaflow://events/e",
              "parameters": {"nope": "x"}},
             "maps unknown parameter 'nope'",
         ),
-        ({"kind": "timer", "asset_uri": "metaflow://flows/Up"}, "does not match any"),
+        ({"kind": "timer", "asset_uri": "x-metaflow://flows/Up"}, "does not match any"),
     ],
 )
 def test_manifest_refuses_inconsistent_triggers(trigger, message):
@@ -127,24 +127,24 @@ class TestEventParameterValues:
 
     def test_mapped_fields_of_the_newest_event(self):
         payloads = {
-            "metaflow://events/data_ready": [
+            "x-metaflow://events/data_ready": [
                 {"table_name": "old", "rows": 1},
                 {"table_name": "sales", "rows": 42, "other": "ignored"},
             ],
-            "metaflow://flows/Up": [{"table_name": "not mapped from this asset"}],
+            "x-metaflow://flows/Up": [{"table_name": "not mapped from this asset"}],
         }
         assert event_parameter_values(self.manifest, payloads, {}) == {"table": "sales", "n": 42}
 
     def test_missing_fields_leave_the_default(self):
-        payloads = {"metaflow://events/data_ready": [{"rows": 5}]}
+        payloads = {"x-metaflow://events/data_ready": [{"rows": 5}]}
         assert event_parameter_values(self.manifest, payloads, {}) == {"n": 5}
 
     def test_conf_wins(self):
-        payloads = {"metaflow://events/data_ready": [{"table_name": "sales", "rows": 5}]}
+        payloads = {"x-metaflow://events/data_ready": [{"table_name": "sales", "rows": 5}]}
         values = event_parameter_values(self.manifest, payloads, {"table": "from conf"})
         assert values == {"n": 5}
 
     def test_runs_not_triggered_by_the_event_take_nothing(self):
         assert event_parameter_values(self.manifest, {}, {}) == {}
-        payloads = {"metaflow://flows/Up": [{"rows": 9}]}
+        payloads = {"x-metaflow://flows/Up": [{"rows": 9}]}
         assert event_parameter_values(self.manifest, payloads, {}) == {}
