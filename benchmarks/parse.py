@@ -10,6 +10,7 @@ of --runs runs:
   (b)  dags_loader.py, cold cache (listing + bulk read + validation of every manifest)
   (c)  dags_loader.py with a parsing context naming one DAG, cache confirmed within
        cache_fresh_seconds (no request); (c1) the same with cache_fresh_seconds=0 (one read)
+  (s)  as (a), one loader file of four shards (load_dags(shard=0, shards=4))
   (d)  the limit: the same DAGs written by hand as KubernetesPodOperators in one file
   (e)  Metaflow's own `airflow create` file, where it loads on the installed Airflow
 
@@ -123,6 +124,7 @@ for i in range({n}):
     globals()[dag_id] = dag
 '''
 
+SHARDS = 4
 JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
 
@@ -235,6 +237,12 @@ class Benchmark:
         loader = folder / "loader" / "dags_loader.py"
         loader.parent.mkdir(parents=True)
         shutil.copy(REPO / "dags_loader.py", loader)
+        sharded = folder / "sharded" / "dags_loader_0.py"
+        sharded.parent.mkdir(parents=True)
+        sharded.write_text(
+            "from metaflow_airflow import load_dags\n\n"
+            f"load_dags(globals(), shard=0, shards={SHARDS})\n"
+        )
         by_hand = folder / "by_hand" / "by_hand_dags.py"
         by_hand.parent.mkdir(parents=True)
         by_hand.write_text(by_hand_source(config, templates[config.flow_file]))
@@ -246,13 +254,15 @@ class Benchmark:
             "METAFLOW_AIRFLOW_STORE_TIMEOUT_SECONDS": "25",
         }
         warm = {**base, "METAFLOW_AIRFLOW_CACHE_DIR": str(folder / "warm-cache")}
-        self.parse(loader, warm)  # fills the warm cache; not counted
+        self.parse(loader, warm)  # fills the warm caches; not counted
+        self.parse(sharded, warm)
         context = {**warm, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": f"{config.prefix}_0000"}
         setups = {
             "a": (loader, warm),
             "b": (loader, base),  # a new, empty cache folder each run (below)
             "c": (loader, {**context, "METAFLOW_AIRFLOW_CACHE_FRESH_SECONDS": "3600"}),
             "c1": (loader, {**context, "METAFLOW_AIRFLOW_CACHE_FRESH_SECONDS": "0"}),
+            "s": (sharded, warm),
             "d": (by_hand, {}),
         }
         cases: dict[str, list[dict[str, Any]]] = {key: [] for key in setups}
@@ -336,6 +346,7 @@ CASES = {
     "b": "(b) loader, cold cache",
     "c": "(c) parsing context, fresh cache",
     "c1": "(c1) parsing context, one read",
+    "s": f"(s) shard 0 of {SHARDS}, warm cache",
     "d": "(d) by hand (the limit)",
 }
 
