@@ -36,7 +36,7 @@ tox: $(STAMP) $(TOX)
 	$(TOX) -e $(ENV) $(if $(ARGS),-- $(ARGS))
 
 $(TOX): $(STAMP)
-	$(VENV)/bin/uv venv --quiet --python python3 $(TOX_VENV)
+	$(VENV)/bin/uv venv --quiet --clear --python python3 $(TOX_VENV)
 	$(VENV)/bin/uv pip install --quiet --python $(TOX_VENV)/bin/python "tox>=4.11" "tox-uv>=1.11"
 
 clean:
