@@ -112,28 +112,6 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield endpoint
 
 
-@dataclass(frozen=True)
-class S3Bucket:
-    """One fresh bucket on the moto server."""
-
-    endpoint: str
-    name: str
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.name}"
-
-    @property
-    def storage_options(self) -> dict[str, Any]:
-        """fsspec/s3fs options for a store in this bucket."""
-        return storage_options(self.endpoint)
-
-    def fs(self):
-        import s3fs
-
-        return s3fs.S3FileSystem(**self.storage_options, skip_instance_cache=True)
-
-
 def storage_options(endpoint: str) -> dict[str, Any]:
     """fsspec options that point s3fs at ``endpoint``."""
     return {"client_kwargs": {"endpoint_url": endpoint}}
@@ -152,20 +130,15 @@ def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def s3_bucket_info(s3_env: str) -> S3Bucket:
+def s3_bucket_info(s3_env: str) -> Bucket:
     """A freshly created, empty bucket (unique name) on the moto server."""
-    import s3fs
-
-    bucket = S3Bucket(endpoint=s3_env, name=f"mfa-test-{uuid.uuid4().hex[:16]}")
     # region comes from AWS_DEFAULT_REGION: s3fs cannot create a bucket with region_name in
     # client_kwargs (InvalidLocationConstraint for us-east-1).
-    fs = s3fs.S3FileSystem(**bucket.storage_options, skip_instance_cache=True)
-    fs.mkdir(bucket.name)
-    return bucket
+    return _fresh_bucket(ObjectServer("s3", s3_env, storage_options(s3_env)))
 
 
 @pytest.fixture
-def s3_bucket(s3_bucket_info: S3Bucket) -> str:
+def s3_bucket(s3_bucket_info: Bucket) -> str:
     """``s3://<fresh bucket>``, with the test's environment set up to reach it."""
     return s3_bucket_info.url
 
@@ -209,6 +182,10 @@ class Bucket:
     @property
     def url(self) -> str:
         return f"{self.server.protocol}://{self.name}"
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
 
     @property
     def storage_options(self) -> dict[str, Any]:

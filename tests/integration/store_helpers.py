@@ -10,12 +10,15 @@ from metaflow_airflow.manifest import (
     FlowManifest,
     LocalCompute,
     MetaflowRuntime,
+    ParameterSpec,
+    Resources,
     StepSpec,
 )
 
 
 def make_manifest(dag_id: str = "Hello", description: str = "A flow.") -> FlowManifest:
-    """A two-step local-compute manifest (builds without the Kubernetes provider)."""
+    """A two-step local-compute manifest (builds without the Kubernetes provider) with a
+    parameter, resources and tags, so that a store round trip carries every kind of field."""
     return FlowManifest(
         dag_id=dag_id,
         flow_name="HelloFlow",
@@ -29,13 +32,18 @@ def make_manifest(dag_id: str = "Hello", description: str = "A flow.") -> FlowMa
             flow_file="hello_flow.py",
             datastore="s3",
             datastore_root="s3://bucket/metaflow",
+            env={"METAFLOW_DEFAULT_DATASTORE": "s3"},
             user="tester",
         ),
-        code_package=CodePackage(url="s3://bucket/metaflow/pkg", sha="abc", metadata="{}"),
+        code_package=CodePackage(
+            url="s3://bucket/metaflow/HelloFlow/data/ab/abcdef", sha="abcdef", metadata="{}"
+        ),
+        parameters=(ParameterSpec(name="alpha", type="float", default=0.5),),
         steps=(
-            StepSpec(name="start", type="start", next=("end",)),
+            StepSpec(name="start", type="start", next=("end",), resources=Resources(cpu=2)),
             StepSpec(name="end", type="end", parents=("start",)),
         ),
+        tags=("team:ml",),
     )
 
 

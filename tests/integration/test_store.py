@@ -6,53 +6,16 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from store_helpers import make_manifest
+
 from metaflow_airflow import ManifestError, ManifestStore, StoreError
-from metaflow_airflow.manifest import (
-    CodePackage,
-    FlowManifest,
-    LocalCompute,
-    MetaflowRuntime,
-    ParameterSpec,
-    Resources,
-    StepSpec,
-)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def make_manifest(dag_id: str = "Hello", *, description: str = "A flow.") -> FlowManifest:
-    return FlowManifest(
-        dag_id=dag_id,
-        flow_name="HelloFlow",
-        description=description,
-        published_at=datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc),
-        published_by="tester",
-        source_file="/src/hello_flow.py",
-        compute=LocalCompute(),
-        metaflow=MetaflowRuntime(
-            version="2.19.39",
-            flow_file="hello_flow.py",
-            datastore="s3",
-            datastore_root="s3://bucket/metaflow",
-            env={"METAFLOW_DEFAULT_DATASTORE": "s3"},
-            user="tester",
-        ),
-        code_package=CodePackage(
-            url="s3://bucket/metaflow/HelloFlow/data/ab/abcdef", sha="abcdef", metadata="{}"
-        ),
-        parameters=(ParameterSpec(name="alpha", type="float", default=0.5),),
-        steps=(
-            StepSpec(name="start", type="start", next=("end",), resources=Resources(cpu=2)),
-            StepSpec(name="end", type="end", parents=("start",)),
-        ),
-        tags=("team:ml",),
-    )
 
 
 # Each cloud's fixture: a fresh, empty bucket (container) on that cloud's server.
