@@ -26,6 +26,7 @@ from metaflow._vendor import click
 from metaflow.decorators import flow_decorators
 from metaflow.exception import MetaflowException
 from metaflow.plugins.airflow.airflow_cli import resolve_dag_name, resolve_token
+from metaflow.plugins.aws.step_functions.production_token import _path as production_token_path
 from metaflow.mflog import BASH_SAVE_LOGS, bash_capture_logs
 from metaflow.package import MetaflowPackage
 from metaflow.util import dict_to_cli_options, get_username
@@ -53,6 +54,7 @@ from .manifest import (
 )
 from .publisher import PROGRESS_MARK, PUBLISH_COMMAND, CompileOutcome, CompileRequest
 from .secrets_check import refuse_plaintext_secrets
+from .store import folder_lock
 
 _EXTRACT_ROOT = "{root}"
 
@@ -88,9 +90,13 @@ def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
     triggers = compile_triggers(flow, parameters)
     finish_asset = compile_finish_asset(flow)
 
-    token = resolve_token(
-        dag_id, token_prefix, obj, request.authorize, None, request.generate_new_token, is_project
-    )
+    # Metaflow rewrites its token file in place: concurrent first publishes of one flow would
+    # read it half-written, so they take turns.
+    with folder_lock(os.path.dirname(production_token_path(token_prefix))):
+        token = resolve_token(
+            dag_id, token_prefix, obj, request.authorize, None, request.generate_new_token,
+            is_project,
+        )
     _progress(f"packaging code and uploading it to the {obj.flow_datastore.TYPE} datastore...")
     package = _upload_code_package(obj)
     manifest = FlowManifest(

@@ -381,7 +381,7 @@ class ManifestStore:
         folder); object stores rely on conditional writes instead."""
         if not self._local:
             return nullcontext()
-        return _flock(self._version_dir(dag_id))
+        return folder_lock(self._version_dir(dag_id))
 
 
 def manifest_url(store_url: str, dag_id: str) -> str:
@@ -435,7 +435,8 @@ def _is_precondition_failure(exc: BaseException) -> bool:
 
 
 @contextmanager
-def _flock(folder: str) -> Iterator[None]:
+def folder_lock(folder: str) -> Iterator[None]:
+    """An exclusive lock between processes on this machine, held on ``folder`` itself."""
     os.makedirs(folder, exist_ok=True)
     descriptor = os.open(folder, os.O_RDONLY)
     try:
