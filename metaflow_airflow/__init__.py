@@ -2,12 +2,14 @@
 
 Public API: :func:`load_dags` (Airflow side), :func:`publish_flow` with
 :class:`PublishRequest` (publish side), :class:`FlowManifest`, :class:`ManifestStore`, and the
-exceptions in :mod:`metaflow_airflow.errors`. Importing this package imports neither Airflow
-nor Metaflow; each side's heavy imports happen when its functions are first used.
+exceptions in :mod:`metaflow_airflow.errors`. Importing this package imports neither Airflow,
+Metaflow, pydantic nor fsspec: each name's module is imported when the name is first used, so
+that ``metaflow-airflow publish`` starts its flow process before anything heavy is imported.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -17,14 +19,23 @@ from .errors import (
     PublishError,
     StoreError,
 )
-from .manifest import FlowManifest
-from .publisher import PublishRequest, PublishResult, publish_flow
-from .store import ManifestStore
 
 if TYPE_CHECKING:
     from .loader import load_dags
+    from .manifest import FlowManifest
+    from .publisher import PublishRequest, PublishResult, publish_flow
+    from .store import ManifestStore
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "FlowManifest": ".manifest",
+    "ManifestStore": ".store",
+    "PublishRequest": ".publisher",
+    "PublishResult": ".publisher",
+    "publish_flow": ".publisher",
+    "load_dags": ".loader",
+}
 
 __all__ = [
     "CompileError",
@@ -47,8 +58,8 @@ def __dir__() -> list[str]:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load_dags":  # keeps the publish side free of the Airflow import
-        from .loader import load_dags
-
-        return load_dags
-    raise AttributeError(name)
+    if name not in _LAZY:
+        raise AttributeError(name)
+    value = getattr(import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

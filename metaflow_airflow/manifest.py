@@ -409,3 +409,11 @@ class FlowManifest(_Model):
 def manifest_json_schema() -> dict:
     """The JSON Schema of :class:`FlowManifest`, as published in ``docs/manifest.schema.json``."""
     return FlowManifest.model_json_schema()
+
+
+class CompileOutcome(_Model):
+    """What the publish's flow process hands back: the manifest to write, and warnings for the
+    user."""
+
+    manifest: FlowManifest
+    warnings: tuple[str, ...] = ()

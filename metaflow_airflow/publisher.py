@@ -16,15 +16,16 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from .errors import CompileError, PublishError, SigningKeyError, StoreError
-from .manifest import FlowManifest
 from .signing import load_signing_key, signature_path
-from .store import ManifestStore
 from .support import refuse_unsupported_decorators
+
+if TYPE_CHECKING:
+    from .store import ManifestStore
 
 PUBLISH_COMMAND = "metaflow-airflow-publish"
 # The flow process reports what it is doing on stderr lines that start with this.
@@ -57,15 +58,6 @@ class PublishRequest(CompileRequest):
     def compile_request(self) -> CompileRequest:
         """All but the store: its options may hold credentials, which stay in this process."""
         return CompileRequest(**self.model_dump(exclude={"store", "storage_options"}))
-
-
-class CompileOutcome(BaseModel):
-    """What the flow process hands back: the manifest to write, and warnings for the user."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    manifest: FlowManifest
-    warnings: tuple[str, ...] = ()
 
 
 class PublishResult(BaseModel):
@@ -126,6 +118,8 @@ def publish_flow(
         raise error_class(outcome["error"])
     if returncode != 0 or not outcome:
         raise PublishError(f"{flow_path.name}: {_last_error_line(stderr)}")
+    from .manifest import CompileOutcome  # imported by then: _open_store imports the store
+
     compiled = CompileOutcome.model_validate(outcome)
     manifest = compiled.manifest
     if progress is not None:
@@ -159,7 +153,10 @@ def _flow_process(
 
 def _open_store(request: PublishRequest, process: subprocess.Popen[str]) -> ManifestStore:
     """The store, connected while the flow process starts; a store that cannot be opened
-    stops the flow process, before it uploads anything if it is still starting."""
+    stops the flow process, before it uploads anything if it is still starting. The store's
+    client and the manifest models are imported here, after the flow process started."""
+    from .store import ManifestStore
+
     try:
         store = ManifestStore(request.store, request.storage_options)
         store.connect()

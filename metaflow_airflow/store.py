@@ -18,7 +18,6 @@ end with the newest version current. Signatures (``require_signed``) are sidecar
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import inspect
 import json
@@ -26,8 +25,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -37,6 +36,7 @@ from fsspec.implementations.local import LocalFileSystem
 from pydantic import ValidationError
 
 from .errors import ManifestError, StoreError
+from .locking import folder_lock
 from .manifest import SCHEMA_VERSION, FlowManifest
 from .signing import SIGNATURE_SUFFIX, sign
 
@@ -432,18 +432,6 @@ def _is_precondition_failure(exc: BaseException) -> bool:
         if getattr(error, "status_code", None) in {409, 412}:
             return True
     return False
-
-
-@contextmanager
-def folder_lock(folder: str) -> Iterator[None]:
-    """An exclusive lock between processes on this machine, held on ``folder`` itself."""
-    os.makedirs(folder, exist_ok=True)
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
 
 
 def _etag(info: Mapping[str, Any]) -> str | None:

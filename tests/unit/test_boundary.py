@@ -53,13 +53,13 @@ DOCUMENTED_API = {
 }
 
 
-def imported_top_level_packages(modules: list[str], env: dict[str, str]) -> set[str]:
-    """Import ``modules`` in a new interpreter; the top-level packages it then holds."""
+def imported_modules(modules: list[str], env: dict[str, str]) -> set[str]:
+    """Import ``modules`` in a new interpreter; the modules it then holds."""
     script = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
     )
     completed = subprocess.run(
         [sys.executable, "-c", script],
@@ -73,10 +73,23 @@ def imported_top_level_packages(modules: list[str], env: dict[str, str]) -> set[
     return set(json.loads(completed.stdout.strip().splitlines()[-1]))
 
 
+def imported_top_level_packages(modules: list[str], env: dict[str, str]) -> set[str]:
+    return {name.split(".")[0] for name in imported_modules(modules, env)}
+
+
 def test_shared_modules_import_neither_airflow_nor_metaflow():
     loaded = imported_top_level_packages(SHARED_MODULES, dict(os.environ))
     assert "metaflow_airflow" in loaded
     assert not {"airflow", "metaflow"} & loaded
+
+
+def test_publish_command_starts_the_flow_process_before_the_heavy_imports():
+    """`metaflow-airflow publish` imports the store's client and the manifest models while the
+    flow process starts, not before (publish must not be slower than `airflow create`)."""
+    publish = ["metaflow_airflow.cli", "metaflow_airflow.cli.publish"]
+    loaded = imported_modules(publish, dict(os.environ))
+    assert "metaflow_airflow.publisher" in loaded
+    assert not {"fsspec", "metaflow_airflow.manifest", "metaflow_airflow.store"} & loaded
 
 
 @pytest.mark.timeout(300)
