@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from .errors import ManifestError, StoreError
 from .locking import folder_lock
+from .s3_timestamps import use_fast_timestamps
 from .manifest import SCHEMA_VERSION, FlowManifest
 from .signing import SIGNATURE_SUFFIX, sign
 
@@ -79,6 +80,8 @@ class ManifestStore:
         # s3fs sends a HEAD before each GET (to split big objects into concurrent ranged
         # reads) unless the listing is cached; manifests are small: one GET each.
         self._read_options = _single_get_options(self.fs)
+        if _protocols(self.fs) & {"s3", "s3a"}:
+            use_fast_timestamps(self.fs)
 
     def connect(self) -> None:
         """Make a first request now: it sets up the store's client (for S3 as slow as importing
