@@ -51,6 +51,10 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
 LOADER = '''"""Metaflow flows as Airflow DAGs (metaflow-airflow): set METAFLOW_AIRFLOW_STORE to the
 store your flows are published to (an MWAA startup script can export it)."""
 
+# Imported once by Airflow's DAG processor before it forks each parse (parsing_pre_import_modules),
+# so no parse pays the Kubernetes provider's import.
+import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401
+
 from metaflow_airflow import load_dags
 
 load_dags(globals())
