@@ -13,7 +13,7 @@ TEST_ALSO ?= airflow211,airflow30,airflow210
 ENV  ?= airflow211
 ARGS ?=
 
-.PHONY: install demo test test-matrix tox test-fast lint clean
+.PHONY: install demo test test-matrix tox clean
 
 install: $(STAMP)
 
