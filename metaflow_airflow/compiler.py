@@ -201,7 +201,7 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def compile_schedule(flow: Any) -> ScheduleSpec | None:
+def compile_schedule(flow: Any, parameters: tuple[ParameterSpec, ...]) -> ScheduleSpec | None:
     """``@schedule`` → a five-field cron, converted the way Metaflow's Argo integration does
     (Metaflow states schedules in AWS's six-field form: drop the year, '?' becomes '*')."""
     decos = flow._flow_decorators.get("schedule")
@@ -210,6 +210,7 @@ def compile_schedule(flow: Any) -> ScheduleSpec | None:
     fields = decos[0].schedule.split()
     if len(fields) not in (5, 6):
         raise CompileError(f"@schedule: {decos[0].schedule!r} is not a 5- or 6-field cron")
+    _refuse_required_parameters("@schedule", parameters)
     cron = " ".join(fields[:5]).replace("?", "*")
     return ScheduleSpec(cron=cron, timezone=decos[0].timezone or None)
 
@@ -316,17 +317,24 @@ def compile_triggers(
     triggers: list[FlowTrigger | EventTrigger] = []
     triggers.extend(_event_triggers(flow, parameters))
     triggers.extend(_flow_triggers(flow))
-    required = [p.name for p in parameters if p.required]
-    if triggers and required:
-        raise CompileError(
-            f"@trigger/@trigger_on_finish: parameter {required[0]!r} has no default; Airflow "
-            "schedules a DAG on Assets only when every Param has a default"
-        )
+    if triggers:
+        _refuse_required_parameters("@trigger/@trigger_on_finish", parameters)
     uris = [t.asset_uri for t in triggers]
     duplicates = sorted({uri for uri in uris if uris.count(uri) > 1})
     if duplicates:
         raise CompileError(f"@trigger/@trigger_on_finish: {duplicates[0]} is listed twice")
     return tuple(triggers)
+
+
+def _refuse_required_parameters(decorators: str, parameters: tuple[ParameterSpec, ...]) -> None:
+    """Airflow refuses to load a scheduled DAG (on times or on Assets) with a Param that has no
+    default: nobody would be there to give it."""
+    required = [p.name for p in parameters if p.required]
+    if required:
+        raise CompileError(
+            f"{decorators}: parameter {required[0]!r} has no default; Airflow schedules a DAG "
+            "only when every Param has a default"
+        )
 
 
 def _trigger_decorator(flow: Any, name: str) -> Any | None:

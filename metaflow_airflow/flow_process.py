@@ -86,7 +86,7 @@ def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
     steps = compile_steps(graph, kubernetes=compute.kind == "kubernetes", image=request.image)
     refuse_plaintext_secrets(steps, allow=request.allow_plaintext_env)
     parameters = compile_parameters(flow)
-    schedule = compile_schedule(flow)
+    schedule = compile_schedule(flow, parameters)
     sensors = compile_sensors(flow)
     refuse_unsupported_flow_decorators(flow)
     triggers = compile_triggers(flow, parameters)

@@ -156,6 +156,11 @@ def test_several_events_map_nothing_unless_told(tmp_path, publish, store_url):
             "parameter 'x' has no default",
         ),
         (
+            "@schedule(daily=True)",
+            'x = Parameter("x", type=int, required=True)',
+            "@schedule: parameter 'x' has no default",
+        ),
+        (
             "@exit_hook(on_success=[print])",
             "",
             "@exit_hook is not supported on Airflow",
