@@ -35,7 +35,11 @@ def storage_options_from_connection(conn_id: str, protocol: str) -> dict[str, An
     scheme = SCHEME_ALIASES.get(protocol, protocol)
     try:
         fs = object_storage_path(f"{scheme}://", conn_id).fs
-    except ValueError as exc:  # "No filesystem registered for scheme ..."
+    except ValueError as exc:
+        if not str(exc).startswith("No filesystem registered"):  # e.g. an incompatible upath
+            raise StoreError(
+                f"Airflow connection {conn_id!r} cannot open {protocol}:// stores: {exc}"
+            ) from exc
         provider = PROVIDERS.get(scheme, f"an Airflow provider for {scheme}://")
         raise StoreError(
             f"Airflow connection {conn_id!r} cannot open {protocol}:// stores: no installed "

@@ -15,6 +15,7 @@ from conftest import AWS_ENV
 from helpers import METAFLOW_SYSROOT, flow_path
 
 from metaflow_airflow import CompileError, ManifestStore, StoreError
+from metaflow_airflow import connections
 from metaflow_airflow.connections import storage_options_from_connection
 from metaflow_airflow.errors import SignatureError
 from metaflow_airflow.signing import KEY_ENV, KEY_FILE_ENV, sign, verify
@@ -100,6 +101,22 @@ def test_a_protocol_without_a_provider_is_a_store_error() -> None:
     assert str(refused.value) == (
         "Airflow connection 'wasb_default' cannot open az:// stores: no installed provider "
         "registers abfs:// (install apache-airflow-providers-microsoft-azure)"
+    )
+
+
+def test_any_other_refusal_keeps_its_own_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not every ValueError means a missing provider (an incompatible universal-pathlib made
+    ObjectStoragePath refuse s3:// with the Amazon provider installed): say what Airflow said."""
+
+    def refuse(url: str, conn_id: str) -> None:
+        raise ValueError("protocol 's3' is not supported by this path class")
+
+    monkeypatch.setattr(connections, "object_storage_path", refuse)
+    with pytest.raises(StoreError) as refused:
+        storage_options_from_connection("aws_default", "s3")
+    assert str(refused.value) == (
+        "Airflow connection 'aws_default' cannot open s3:// stores: protocol 's3' is not "
+        "supported by this path class"
     )
 
 
