@@ -291,6 +291,10 @@ class FlowTrigger(_Model):
     )
     asset_uri: str = Field(description="x-metaflow://flows/<flow>: the Asset its end task emits.")
 
+    def describe(self) -> str:
+        """One phrase for people (``show``, the DAG's documentation)."""
+        return f"a successful run of {self.flow}"
+
     @model_validator(mode="after")
     def _check_uri(self) -> FlowTrigger:
         if self.asset_uri != flow_asset_uri(self.flow):
@@ -311,6 +315,11 @@ class EventTrigger(_Model):
         default={},
         description="Parameter name → field of the event's payload (the asset event's extra).",
     )
+
+    def describe(self) -> str:
+        """One phrase for people (``show``, the DAG's documentation)."""
+        mapped = ", ".join(f"{name} from {field}" for name, field in self.parameters.items())
+        return f"event {self.event}" + (f" ({mapped})" if mapped else "")
 
     @model_validator(mode="after")
     def _check_uri(self) -> EventTrigger:
@@ -404,6 +413,14 @@ class FlowManifest(_Model):
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def triggers_summary(manifest: FlowManifest) -> str:
+    """What starts the flow's runs besides its schedule, in one line ("" if nothing)."""
+    phrases = [trigger.describe() for trigger in manifest.triggers]
+    if len(phrases) > 1:
+        return " and ".join(phrases) + " (all of them, since the last run)"
+    return "".join(phrases)
 
 
 def manifest_json_schema() -> dict:

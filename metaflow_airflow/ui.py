@@ -22,7 +22,7 @@ from urllib.parse import quote
 import attrs
 
 from .compat import BaseOperatorLink, XCom, airflow_config_option
-from .manifest import FlowManifest, StepSpec
+from .manifest import FlowManifest, StepSpec, triggers_summary
 from .provider import CONFIG_SECTION
 from .runtime import StepInvocation
 
@@ -85,6 +85,8 @@ def dag_doc_md(manifest: FlowManifest, manifest_url: str | None = None) -> str:
     if manifest.schedule:
         zone = manifest.schedule.timezone or "UTC"
         rows.append(("Schedule", f"`{manifest.schedule.cron}` ({zone})"))
+    if manifest.triggers:
+        rows.append(("Triggered by", triggers_summary(manifest)))
     lines = [f"## {manifest.flow_name}", ""]
     if manifest.description:
         lines += [manifest.description.strip(), ""]

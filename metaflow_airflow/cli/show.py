@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..manifest import FlowManifest
+from ..manifest import FlowManifest, triggers_summary
 from ..store import ManifestStore
 from .options import storage_options_option, store_option
 
@@ -50,6 +50,7 @@ def summary(manifest: FlowManifest, url: str) -> list[str]:
         ("code", manifest.code_package.url),
         ("schedule", f"{manifest.schedule.cron} ({manifest.schedule.timezone or 'UTC'})"
                      if manifest.schedule else "none (triggered runs only)"),
+        ("triggers", triggers_summary(manifest) or "-"),
         ("tags", ", ".join(manifest.tags) or "-"),
     ]
     lines = [f"{name + ':':<11}{value}" for name, value in rows]

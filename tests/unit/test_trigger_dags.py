@@ -9,6 +9,7 @@ import pytest
 from manifests import FOREACH_STEPS, make_manifest
 from pydantic import ValidationError
 
+from metaflow_airflow.cli.show import summary
 from metaflow_airflow.compat import serialize_dag
 from metaflow_airflow.factory import build_dag
 from metaflow_airflow.manifest import (
@@ -148,3 +149,16 @@ class TestEventParameterValues:
         assert event_parameter_values(self.manifest, {}, {}) == {}
         payloads = {"x-metaflow://flows/Up": [{"rows": 9}]}
         assert event_parameter_values(self.manifest, payloads, {}) == {}
+
+
+def test_the_dags_documentation_and_show_name_the_triggers():
+    manifest = _manifest(UPSTREAM, DATA_READY)
+    expected = (
+        "a successful run of Up and event data_ready (n from rows, table from table_name) "
+        "(all of them, since the last run)"
+    )
+    assert f"| Triggered by | {expected} |" in build_dag(manifest).doc_md
+    assert f"triggers:  {expected}" in summary(manifest, "file:///store/F.json")
+    assert "triggers:  a successful run of Up" in summary(_manifest(UPSTREAM), "u")
+    assert "Triggered by" not in build_dag(_manifest()).doc_md
+    assert "triggers:  -" in summary(_manifest(), "u")
