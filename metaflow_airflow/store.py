@@ -81,7 +81,10 @@ class ManifestStore:
         # reads) unless the listing is cached; manifests are small: one GET each.
         self._read_options = _single_get_options(self.fs)
         if _protocols(self.fs) & {"s3", "s3a"}:
-            use_fast_timestamps(self.fs)
+            try:
+                use_fast_timestamps(self.fs)
+            except Exception as exc:  # botocore's errors (a missing profile...) are no OSError
+                raise StoreError(f"cannot open manifest store {self.url}: {exc}") from exc
 
     def connect(self) -> None:
         """Make a first request now: it sets up the store's client (for S3 as slow as importing

@@ -192,6 +192,11 @@ def test_unknown_protocol_is_a_store_error() -> None:
         ManifestStore("nosuchprotocol://bucket/flows")
 
 
+def test_an_s3_client_that_cannot_be_set_up_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match=r"cannot open manifest store s3://bucket/flows: .*nope"):
+        ManifestStore("s3://bucket/flows", {"profile": "nope"})
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("cloud", sorted(CLOUD_BUCKETS))
 def test_flow_published_to_a_cloud_store_parses_in_airflow(
