@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 # The tests' moto_server wrapper (start, stop, a fresh bucket), rather than a second copy.
 sys.path.insert(0, str(REPO / "tests" / "integration"))
-from moto_process import AWS_ENV, MotoServer  # noqa: E402
+from moto_process import AWS_ENV, MotoServer
 
 THREE_STEP_FLOW = '''\
 """A three-step flow for the benchmarks."""

@@ -52,7 +52,7 @@ else:  # pragma: no cover - exercised by the Airflow 2 tox environments
     from airflow.utils.task_group import MappedTaskGroup
 
 # The same module in Airflow 2 and 3.
-from airflow.timetables.trigger import CronTriggerTimetable  # noqa: E402
+from airflow.timetables.trigger import CronTriggerTimetable
 
 try:
     KUBERNETES_PROVIDER_VERSION = version("apache-airflow-providers-cncf-kubernetes")
@@ -62,13 +62,13 @@ except PackageNotFoundError:  # local compute does not need the provider
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
+    "DAG",
+    "KUBERNETES_PROVIDER_VERSION",
     "Asset",
     "AssetAll",
     "BaseOperator",
     "BaseOperatorLink",
     "CronTriggerTimetable",
-    "DAG",
-    "KUBERNETES_PROVIDER_VERSION",
     "MappedTaskGroup",
     "Param",
     "SkipMixin",

@@ -37,8 +37,8 @@ from pydantic import ValidationError
 
 from .errors import ManifestError, StoreError
 from .locking import folder_lock
-from .s3_timestamps import use_fast_timestamps
 from .manifest import SCHEMA_VERSION, FlowManifest
+from .s3_timestamps import use_fast_timestamps
 from .signing import SIGNATURE_SUFFIX, sign
 
 MANIFESTS_DIR = "manifests"

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 FLOWS = Path(__file__).resolve().parent / "flows"

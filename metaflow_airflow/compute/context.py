@@ -8,6 +8,7 @@ from typing import Any
 
 from ..compat import Asset, triggering_asset_extras
 from ..manifest import FlowManifest, StepSpec
+from ..mapping import splits_task_id
 from ..runtime import (
     NEXT_STEPS_KEY,
     START_STEP,
@@ -19,7 +20,6 @@ from ..runtime import (
     split_indexes,
     splits_needed,
 )
-from ..mapping import splits_task_id
 
 
 def task_ref_from_context(

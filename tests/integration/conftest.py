@@ -32,8 +32,8 @@ import pytest
 # unless this is set before gcsfs is first imported (here, and in every subprocess).
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 
-from metaflow_airflow import ManifestStore  # noqa: E402
-from metaflow_airflow.manifest import FlowManifest  # noqa: E402
+from metaflow_airflow import ManifestStore
+from metaflow_airflow.manifest import FlowManifest
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE = REPO / ".tools" / "node" / "node_modules" / ".bin" / "azurite-blob"

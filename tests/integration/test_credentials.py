@@ -14,8 +14,7 @@ import pytest
 from conftest import AWS_ENV
 from helpers import METAFLOW_SYSROOT, flow_path
 
-from metaflow_airflow import CompileError, ManifestStore, StoreError
-from metaflow_airflow import connections
+from metaflow_airflow import CompileError, ManifestStore, StoreError, connections
 from metaflow_airflow.connections import storage_options_from_connection
 from metaflow_airflow.errors import SignatureError
 from metaflow_airflow.signing import KEY_ENV, KEY_FILE_ENV, sign, verify

@@ -13,16 +13,14 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pods import AIRFLOW_RUN_ID, FOREACH_SPLITS, prepared_pod
 
-from metaflow_airflow import ManifestStore
 from metaflow_airflow.ids import metaflow_run_id, metaflow_task_id
 from metaflow_airflow.manifest import FlowManifest
-from pods import AIRFLOW_RUN_ID, FOREACH_SPLITS, prepared_pod
 
 pytestmark = pytest.mark.timeout(300)
 

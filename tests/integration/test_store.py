@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from store_helpers import make_manifest
 
 from metaflow_airflow import ManifestError, ManifestStore, StoreError
