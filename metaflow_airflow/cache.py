@@ -68,6 +68,41 @@ class HashedManifest(FlowManifest):
         return manifest
 
 
+class CachedManifest:
+    """A validated manifest of the cache, and its DAG's way back to it. A full parse builds
+    every DAG but runs none of their tasks, so once a DAG is built the loader ``release``s the
+    parsed manifest (about 10 KB a three-step flow: 9 MB of peak memory at 1,000 flows);
+    ``manifest`` parses the cached file again if a task of that parse runs after all
+    (``dag.test()``). A manifest the cache could not keep (an unwritable folder) stays."""
+
+    __slots__ = ("_cache", "_kept", "_manifest", "dag_id", "digest")
+
+    def __init__(self, cache: ManifestCache, manifest: HashedManifest, *, kept: bool) -> None:
+        self._cache = cache
+        self._kept = kept
+        self._manifest: HashedManifest | None = manifest
+        self.dag_id = manifest.dag_id
+        self.digest = manifest.content_hash
+
+    @property
+    def manifest(self) -> HashedManifest:
+        if self._manifest is None:
+            manifest = self._cache.manifest(self.dag_id, self.digest)
+            if manifest is None:
+                raise ManifestError(
+                    str(self._cache.blob_path(self.digest)),
+                    f"the manifest DAG {self.dag_id} was built from is no longer in the loader's "
+                    "cache (a newer one replaced it): parse the DAG again",
+                )
+            self._manifest = manifest
+        return self._manifest
+
+    def release(self) -> None:
+        """Drop the parsed manifest (kept ones only: they can be parsed again)."""
+        if self._kept:
+            self._manifest = None
+
+
 # One set per combination of field names, shared by every parsed model that was given them.
 _FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 
@@ -121,11 +156,14 @@ class ManifestCache:
             if blob.name not in kept:
                 blob.unlink(missing_ok=True)
 
+    def blob_path(self, content_hash: str) -> Path:
+        return self.blobs / f"{content_hash}.json"
+
     def manifest(self, dag_id: str, content_hash: str) -> HashedManifest | None:
         """The cached manifest of ``dag_id`` with this hash; ``None`` if absent, altered on
         disk, or no longer valid for this version of metaflow-airflow (then it is read from the
         store again)."""
-        path = self.blobs / f"{content_hash}.json"
+        path = self.blob_path(content_hash)
         try:
             data = path.read_bytes()
         except OSError:
@@ -139,7 +177,7 @@ class ManifestCache:
 
     def keep(self, content_hash: str, data: bytes) -> None:
         """Store a manifest that passed validation (raises OSError when not writable)."""
-        path = self.blobs / f"{content_hash}.json"
+        path = self.blob_path(content_hash)
         if not path.exists():
             _write_atomically(path, data)
 

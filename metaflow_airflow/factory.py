@@ -11,6 +11,7 @@ manifest always serializes to the same DAG and Airflow 3 does not version it on 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from .compat import (
     asset_schedule,
     task_group,
 )
-from .manifest import FlowManifest, ParameterSpec, ScheduleSpec, StepSpec
+from .manifest import FlowManifest, ManifestSource, ParameterSpec, ScheduleSpec, StepSpec
 from .mapping import ForeachSplitsOperator
 from .runtime import START_STEP, converges
 from .sensors import build_sensor
@@ -34,10 +35,16 @@ _JSON_SCHEMA_TYPES = {"str": "string", "int": "integer", "float": "number", "boo
 MakeTask = Callable[[StepSpec], BaseOperator]
 
 
-def build_dag(manifest: FlowManifest, manifest_url: str | None = None) -> DAG:
+def build_dag(
+    manifest: FlowManifest,
+    manifest_url: str | None = None,
+    *,
+    source: ManifestSource | None = None,
+) -> DAG:
     """The Airflow DAG for one published flow; ``manifest_url`` (where the loader read it) is
-    shown in the DAG's documentation."""
-    make_task = _task_factory(manifest)
+    shown in the DAG's documentation. The tasks find their manifest through ``source`` when they
+    run (the loader's cache: see :class:`~.cache.CachedManifest`), else keep ``manifest``."""
+    make_task = _task_factory(manifest, source or HeldManifest(manifest))
     with DAG(
         dag_id=manifest.dag_id,
         description=_first_line(manifest.description) or f"Metaflow flow {manifest.flow_name}",
@@ -123,7 +130,14 @@ def airflow_param(spec: ParameterSpec) -> Param:
     return Param(spec.default, **kwargs)
 
 
-def _task_factory(manifest: FlowManifest) -> MakeTask:
+@dataclass(frozen=True)
+class HeldManifest:
+    """The manifest itself, as the tasks' :class:`~.manifest.ManifestSource`."""
+
+    manifest: FlowManifest
+
+
+def _task_factory(manifest: FlowManifest, source: ManifestSource) -> MakeTask:
     kubernetes = manifest.compute.kind == "kubernetes"
     if kubernetes:
         from .compute.kubernetes import MetaflowKubernetesOperator as operator
@@ -134,7 +148,7 @@ def _task_factory(manifest: FlowManifest) -> MakeTask:
     def make_task(step: StepSpec) -> BaseOperator:
         compute_arguments = pod_arguments(manifest, step) if kubernetes else {}
         task = operator(task_id=step.name, **compute_arguments, **task_arguments(manifest, step))
-        task.manifest, task.step = manifest, step  # after __init__: see the operators' docs
+        task.bind(source, step.name)  # after __init__: see the operators' docs
         return task
 
     return make_task

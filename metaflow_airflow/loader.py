@@ -22,11 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from .cache import CacheEntry, HashedManifest, ManifestCache
+from .cache import CachedManifest, CacheEntry, HashedManifest, ManifestCache
 from .compat import DAG, get_parsing_context
 from .errors import ManifestError, MetaflowAirflowError, SigningKeyError, StoreError
 from .factory import build_dag
-from .manifest import FlowManifest
 from .placeholder import last_good_notice, placeholder_dag
 from .settings import Settings, get_settings
 from .sharding import check_shard, shard_of
@@ -97,7 +96,7 @@ class _Outcome:
     """What to build for one DAG id: the manifest to run (the current one, or the last good
     one when ``error`` says what is wrong with the current one)."""
 
-    manifest: FlowManifest | None
+    manifest: CachedManifest | None
     error: str | None
 
 
@@ -159,7 +158,7 @@ class _Loader:
             lambda: self._fetch(self._open_store(), entries, cached, progress),
         )
         ready = {
-            dag_id: self._build(dag_id, _Outcome(cached[dag_id], None))
+            dag_id: self._build(dag_id, _Outcome(cached[dag_id], None), release=True)
             for dag_id, entry in sorted(entries.items())
             if dag_id in cached and entry.error is None
         }
@@ -168,19 +167,19 @@ class _Loader:
             unfinished = None
         except _Unavailable as exc:
             if progress.listing is None:
-                return self._finish(self._serve_cache(entries, cached, exc), ready)
+                return self._finish(self._serve_cache(entries, cached, exc), ready, release=True)
             unfinished = exc  # listed, but not everything read: keep what was
         fresh, outcomes, unread = self._merge(progress, entries, cached, ready)
         self._save(fresh)
         if unfinished is not None:
             self._unfinished(unfinished, unread)
-        return self._finish(outcomes, ready)
+        return self._finish(outcomes, ready, release=True)
 
     def _merge(
         self,
         progress: _Progress,
         entries: Mapping[str, CacheEntry],
-        cached: Mapping[str, FlowManifest],
+        cached: Mapping[str, CachedManifest],
         ready: dict[str, DAG | None],
     ) -> tuple[dict[str, CacheEntry], dict[str, _Outcome], int]:
         """The new cache index, what to build (dropping from ``ready`` the DAGs whose manifest
@@ -242,7 +241,7 @@ class _Loader:
         self,
         store: ManifestStore,
         entries: Mapping[str, CacheEntry],
-        cached: Mapping[str, FlowManifest],
+        cached: Mapping[str, CachedManifest],
         progress: _Progress,
     ) -> None:
         """In the store thread: the listing, then the manifests that changed since the cache,
@@ -265,7 +264,7 @@ class _Loader:
         marker: str,
         blobs: Mapping[str, bytes | OSError],
         old: CacheEntry | None,
-        cached: Mapping[str, FlowManifest],
+        cached: Mapping[str, CachedManifest],
         now: float,
     ) -> tuple[CacheEntry, _Outcome] | None:
         """Validate the manifest just read; a bad one keeps the last good one, if any."""
@@ -280,7 +279,9 @@ class _Loader:
             self._verify(url, blob, blobs.get(dag_id + SIGNATURE_SUFFIX))
             digest = content_hash(blob)
             manifest = cached.get(dag_id) if digest == good else None
-            manifest = manifest or HashedManifest.parse(blob, url, dag_id, digest)
+            if manifest is None:
+                parsed = HashedManifest.parse(blob, url, dag_id, digest)
+                manifest = CachedManifest(self.cache, parsed, kept=self._keep(digest, blob))
         except ManifestError as exc:
             if self.settings.strict:
                 raise
@@ -288,7 +289,6 @@ class _Loader:
             seen = "" if isinstance(blob, Exception) else marker
             entry = CacheEntry(seen, good, exc.detail, now)
             return entry, _Outcome(cached.get(dag_id), exc.detail)
-        self._keep(digest, blob)
         return CacheEntry(marker, digest, None, now), _Outcome(manifest, None)
 
     def _unfinished(self, problem: _Unavailable, unread: int) -> None:
@@ -306,7 +306,7 @@ class _Loader:
     def _serve_cache(
         self,
         entries: Mapping[str, CacheEntry],
-        cached: Mapping[str, FlowManifest],
+        cached: Mapping[str, CachedManifest],
         problem: _Unavailable,
     ) -> dict[str, _Outcome]:
         if self.settings.strict:
@@ -330,18 +330,23 @@ class _Loader:
     # --- building ----------------------------------------------------------------------------
 
     def _finish(
-        self, outcomes: Mapping[str, _Outcome], ready: Mapping[str, DAG | None]
+        self,
+        outcomes: Mapping[str, _Outcome],
+        ready: Mapping[str, DAG | None],
+        *,
+        release: bool = False,
     ) -> dict[str, DAG]:
         """The DAGs of ``outcomes``, taking those already built from ``ready``."""
         dags = {}
         for dag_id, outcome in sorted(outcomes.items()):
-            dag = ready[dag_id] if dag_id in ready else self._build(dag_id, outcome)
+            dag = ready[dag_id] if dag_id in ready else self._build(dag_id, outcome, release)
             if dag is not None:
                 dags[dag_id] = dag
         return dags
 
-    def _build(self, dag_id: str, outcome: _Outcome) -> DAG | None:
-        """One DAG, built on its own: its failure never hides the others."""
+    def _build(self, dag_id: str, outcome: _Outcome, release: bool = False) -> DAG | None:
+        """One DAG, built on its own: its failure never hides the others. A full parse
+        ``release``s the parsed manifest once the DAG is built (see :class:`CachedManifest`)."""
         url = manifest_url(self.url, dag_id)
         if outcome.error is not None and self.settings.strict:
             raise ManifestError(url, outcome.error)
@@ -355,13 +360,18 @@ class _Loader:
                 dag_id,
             )
             return self._placeholder(dag_id, url, outcome.error)
+        source = outcome.manifest
         try:
-            dag = build_dag(outcome.manifest, url)
+            manifest = source.manifest
+            dag = build_dag(manifest, url, source=source)
         except Exception as exc:  # one DAG's failure must not hide the others
             if self.settings.strict:
                 raise
             log.error("metaflow-airflow: cannot build DAG %s from %s: %s", dag_id, url, exc)
             return self._placeholder(dag_id, url, f"cannot build the DAG: {exc}")
+        finally:
+            if release:
+                source.release()
         if outcome.error is not None:
             log.warning(
                 "metaflow-airflow: %s: %s; DAG %s keeps running its last valid manifest "
@@ -369,7 +379,7 @@ class _Loader:
                 url,
                 outcome.error,
                 dag_id,
-                outcome.manifest.published_at.isoformat(),
+                manifest.published_at.isoformat(),
             )
             dag.doc_md = last_good_notice(url, outcome.error) + (dag.doc_md or "")
         return dag
@@ -396,12 +406,12 @@ class _Loader:
             options = {**connection, **options}
         return ManifestStore(self.url, options)
 
-    def _cached(self, entries: Mapping[str, CacheEntry]) -> dict[str, FlowManifest]:
+    def _cached(self, entries: Mapping[str, CacheEntry]) -> dict[str, CachedManifest]:
         found = {}
         for dag_id, entry in entries.items():
             manifest = self.cache.manifest(dag_id, entry.good) if entry.good else None
             if manifest is not None:
-                found[dag_id] = manifest
+                found[dag_id] = CachedManifest(self.cache, manifest, kept=True)
         return found
 
     def _signing_key(self) -> tuple[bytes | None, str]:
@@ -425,11 +435,13 @@ class _Loader:
             raise ManifestError(url, self._key_error)
         verify(data, signature if isinstance(signature, bytes) else None, self._key, url=url)
 
-    def _keep(self, digest: str, data: bytes) -> None:
+    def _keep(self, digest: str, data: bytes) -> bool:
         try:
             self.cache.keep(digest, data)
         except OSError as exc:
             self._cache_unwritable(exc)
+            return False
+        return True
 
     def _save(self, entries: dict[str, CacheEntry]) -> None:
         try:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import datetime
 from functools import cached_property
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
@@ -413,6 +413,13 @@ class FlowManifest(_Model):
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+class ManifestSource(Protocol):
+    """Where a task finds the manifest it runs: the manifest itself, or the loader's cache."""
+
+    @property
+    def manifest(self) -> FlowManifest: ...
 
 
 def triggers_summary(manifest: FlowManifest) -> str:

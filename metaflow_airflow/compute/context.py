@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..compat import Asset, triggering_asset_extras
-from ..manifest import FlowManifest, StepSpec
+from ..manifest import FlowManifest, ManifestSource, StepSpec
 from ..mapping import splits_task_id
 from ..runtime import (
     NEXT_STEPS_KEY,
@@ -20,6 +20,27 @@ from ..runtime import (
     split_indexes,
     splits_needed,
 )
+
+
+class BoundStep:
+    """The manifest and step a Metaflow operator runs, bound by the factory after construction
+    (see the operators). The manifest is looked up through its source when it is needed: the
+    tasks of a full parse hold the loader's cache, not a parsed manifest."""
+
+    manifest_source: ManifestSource
+    step_name: str
+
+    def bind(self, source: ManifestSource, step_name: str) -> None:
+        self.manifest_source = source
+        self.step_name = step_name
+
+    @property
+    def manifest(self) -> FlowManifest:
+        return self.manifest_source.manifest
+
+    @property
+    def step(self) -> StepSpec:
+        return self.manifest.steps_by_name[self.step_name]
 
 
 def task_ref_from_context(

@@ -20,7 +20,7 @@ from ..compat import SkipMixin
 from ..manifest import ContainerScript, FlowManifest, KubernetesCompute, PodSpec, StepSpec
 from ..runtime import StepInvocation, TaskRef, resolve_invocation
 from ..ui import MetaflowUILink, record_metaflow_ids
-from .context import hand_back, task_ref_from_context
+from .context import BoundStep, hand_back, task_ref_from_context
 
 # KubernetesPodOperator's XCom convention: the sidecar reads this file when the task ends.
 XCOM_RETURN_FILE = "/airflow/xcom/return.json"
@@ -29,15 +29,13 @@ _MODEL_CONFIGURATION = Configuration()
 Model = TypeVar("Model")
 
 
-class MetaflowKubernetesOperator(KubernetesPodOperator, SkipMixin):
+class MetaflowKubernetesOperator(BoundStep, KubernetesPodOperator, SkipMixin):
     """Runs one Metaflow step in a pod; a foreach step returns its split indexes. Built by
     :func:`~metaflow_airflow.factory.build_dag` from :func:`pod_arguments`: an ``__init__`` of
     its own would make Airflow apply the default arguments once more per task (deep-copying
     the DAG's params each time), a sixth of a task's parse time."""
 
     operator_extra_links = (*KubernetesPodOperator.operator_extra_links, MetaflowUILink())
-    manifest: FlowManifest
-    step: StepSpec
 
     def prepare(self, ref: TaskRef) -> StepInvocation:
         """Fill in the container's command and environment for one task instance."""

@@ -18,23 +18,21 @@ import fsspec
 
 from ..command import REPORTING_STEP_TYPES, render_step_commands
 from ..compat import BaseOperator, SkipMixin
-from ..manifest import CodePackage, FlowManifest, StepSpec
+from ..manifest import CodePackage, FlowManifest
 from ..runtime import resolve_invocation
 from ..settings import get_settings
 from ..ui import MetaflowUILink, record_metaflow_ids
-from .context import hand_back, task_ref_from_context
+from .context import BoundStep, hand_back, task_ref_from_context
 
 RESULT_FILE = "metaflow-airflow-result.json"
 
 
-class MetaflowLocalOperator(BaseOperator, SkipMixin):
+class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
     """Runs one Metaflow step as a local process; a foreach step returns its split indexes.
     Without an ``__init__`` of its own, as :class:`~.kubernetes.MetaflowKubernetesOperator`."""
 
     ui_color = "#c7e3f4"
     operator_extra_links = (MetaflowUILink(),)
-    manifest: FlowManifest
-    step: StepSpec
 
     def execute(self, context: Any) -> list[int] | None:
         ref = task_ref_from_context(context, self.manifest, self.step)

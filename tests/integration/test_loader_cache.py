@@ -4,6 +4,7 @@ broken manifests of every kind; the parsing-context fast path; signed-only loadi
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -16,6 +17,7 @@ from moto_process import AWS_ENV, MotoServer
 from store_helpers import make_manifest, put_raw
 
 from metaflow_airflow import ManifestError, ManifestStore, StoreError
+from metaflow_airflow.cache import HashedManifest
 from metaflow_airflow.errors import MetaflowAirflowError
 from metaflow_airflow.loader import load_dags
 from metaflow_airflow.placeholder import ERROR_TAG
@@ -185,6 +187,7 @@ def test_an_unwritable_cache_warns_once_and_still_loads(
     assert sorted(dags) == ["a", "b"]
     assert len(warnings_logged) == 1
     assert "cannot write the manifest cache" in warnings_logged[0].getMessage()
+    assert dags["a"].get_task("start").step.name == "start"  # kept: there is no cache to read
 
 
 def test_a_damaged_cache_is_a_cold_cache(tmp_path: Path) -> None:
@@ -347,6 +350,47 @@ def test_require_signed_builds_only_signed_manifests(
     assert "signature does not match" in dags["tampered"].doc_md
     assert ERROR_TAG in dags["unsigned"].tags and "unsigned" in dags["unsigned"].doc_md
     assert sign(changed, KEY.encode()) not in dags["tampered"].doc_md
+
+
+# --- what a parse keeps in memory ---------------------------------------------------------------
+
+
+def _parsed_manifests(dag_ids: set[str]) -> list[HashedManifest]:
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, HashedManifest) and o.dag_id in dag_ids]
+
+
+def test_a_full_parse_keeps_no_parsed_manifest(tmp_path: Path) -> None:
+    store = file_store(tmp_path)
+    for dag_id in ("a", "b"):
+        store.write(make_manifest(dag_id))
+    config = settings(store, tmp_path)
+
+    for parse in ("cold", "warm"):
+        dags = load_dags(settings=config)
+        assert _parsed_manifests({"a", "b"}) == [], parse
+        task = dags["b"].get_task("start")  # a task that runs after all reads it back
+        assert (task.manifest.dag_id, task.step.name) == ("b", "start")
+        assert [m.dag_id for m in _parsed_manifests({"a", "b"})] == ["b"]
+        del dags, task
+
+
+def test_a_task_parse_keeps_its_manifest_and_a_full_parse_reads_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = file_store(tmp_path)
+    store.write(make_manifest("a"))
+    config = settings(store, tmp_path)
+    full_parse = load_dags(settings=config)["a"]
+    monkeypatch.setenv(PARSING_CONTEXT, "a")
+    task_parse = load_dags(settings=config)["a"]
+
+    for blob in (tmp_path / "cache").rglob("blobs/*.json"):  # as a newer manifest's parse does
+        blob.unlink()
+
+    assert task_parse.get_task("end").step.name == "end"
+    with pytest.raises(ManifestError, match="DAG a was built from is no longer in the loader"):
+        _ = full_parse.get_task("end").manifest
 
 
 # --- parsing-context fast path ----------------------------------------------------------------
