@@ -23,9 +23,8 @@ import os
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import PrivateAttr
 
 from .errors import ManifestError
 from .manifest import FlowManifest
@@ -64,7 +63,6 @@ class HashedManifest(FlowManifest):
         """:func:`~.store.parse_manifest` of ``data``, whose hash is ``digest``."""
         manifest = parse_manifest(data, url, dag_id, model=cls)
         manifest._digest = digest
-        _share_fields_sets(manifest)
         return manifest
 
 
@@ -101,28 +99,6 @@ class CachedManifest:
         """Drop the parsed manifest (kept ones only: they can be parsed again)."""
         if self._kept:
             self._manifest = None
-
-
-# One set per combination of field names, shared by every parsed model that was given them.
-_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
-
-
-def _share_fields_sets(value: Any) -> None:
-    """Pydantic gives every model instance its own set of the fields it was given: a third of
-    a parsed manifest's memory (10 MB at 1,000 flows, as much as the DAGs' own overhead over
-    hand-written ones). The manifests are frozen, so models given the same fields can share one
-    set; ``model_copy`` copies the set before it adds to it."""
-    if isinstance(value, BaseModel):
-        fields = value.__pydantic_fields_set__
-        shared = _FIELDS_SETS.setdefault(frozenset(fields), fields)
-        object.__setattr__(value, "__pydantic_fields_set__", shared)
-        value = value.__dict__.values()
-    elif isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, (list, tuple)):
-        return
-    for item in value:
-        _share_fields_sets(item)
 
 
 class ManifestCache:
