@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,17 +126,19 @@ def test_only_a_successful_listing_removes_a_dag(moto: MotoServer, tmp_path: Pat
 # --- outages ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("failure", ["stopped", "hanging"])
+@pytest.mark.parametrize("failure", ["stopped", "hanging", "hanging-client"])
 def test_a_store_outage_serves_the_cached_dags(
     failure: str,
     moto: MotoServer,
     dagbag,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
     warnings_logged: list[logging.LogRecord],
 ) -> None:
     """Parse with Airflow's DagBag, break the store, parse again: the same DAGs, no import
-    error, one warning; a hanging store costs at most the timeout."""
+    error, one warning; a hanging store, or a client that never gets set up (credentials from a
+    metadata service that does not answer), costs at most the timeout."""
     store = s3_store(moto)
     store.write(make_manifest("a"))
     store.write(make_manifest("b"))
@@ -148,8 +151,18 @@ def test_a_store_outage_serves_the_cached_dags(
 
     if failure == "stopped":
         moto.stop()
-    else:
+    elif failure == "hanging":
         moto.freeze()
+    else:
+        unblock = threading.Event()
+        request.addfinalizer(unblock.set)
+        set_up = ManifestStore.__init__
+
+        def never_set_up(self: ManifestStore, *args: Any, **kwargs: Any) -> None:
+            unblock.wait()  # until the test ends
+            set_up(self, *args, **kwargs)
+
+        monkeypatch.setattr(ManifestStore, "__init__", never_set_up)
     started = time.monotonic()
     after = dagbag(store.url, moto.storage_options)
     elapsed = time.monotonic() - started
@@ -161,7 +174,7 @@ def test_a_store_outage_serves_the_cached_dags(
     message = warnings_logged[0].getMessage()
     assert f"the manifest store {store.url} is unavailable" in message
     assert "serving 2 DAG(s) from the last-known-good cache" in message
-    if failure == "hanging":
+    if failure != "stopped":
         assert f"no answer within {timeout} s" in message
 
 
