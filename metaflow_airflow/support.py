@@ -6,6 +6,7 @@ Metaflow-free, so the publisher can refuse a flow from its source before startin
 from __future__ import annotations
 
 import ast
+import threading
 from pathlib import Path
 
 from .errors import CompileError
@@ -24,13 +25,22 @@ UNSUPPORTED_DECORATORS = {
 }
 
 
+# CPython 3.11 (until a later bug-fix release) keeps the AST builder's recursion depth per
+# interpreter: when a garbage collection inside one parse runs Python code and another thread
+# parses meanwhile (concurrent publish_flow calls), it fails with "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905). One parse at a time.
+_AST_LOCK = threading.Lock()
+
+
 def refuse_unsupported_decorators(flow_file: Path) -> None:
     """Read the flow's source for step decorators that cannot run on Airflow.
 
     Runs before Metaflow: Metaflow's own checks for these decorators fire first and give
     misleading advice (e.g. "@batch requires --datastore=s3")."""
+    source = flow_file.read_text(encoding="utf-8")
     try:
-        tree = ast.parse(flow_file.read_text(encoding="utf-8"), filename=str(flow_file))
+        with _AST_LOCK:
+            tree = ast.parse(source, filename=str(flow_file))
     except SyntaxError as exc:
         raise CompileError(f"{flow_file.name}, line {exc.lineno}: {exc.msg}") from exc
     for node in ast.walk(tree):
