@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from metaflow_airflow.errors import (
     CompileError,
     ManifestError,
     MetaflowAirflowError,
@@ -21,20 +21,20 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .loader import load_dags
-    from .manifest import FlowManifest
-    from .publisher import PublishRequest, PublishResult, publish_flow
-    from .store import ManifestStore
+    from metaflow_airflow.airflow.loader.parse import load_dags
+    from metaflow_airflow.manifest.models import FlowManifest
+    from metaflow_airflow.publish.publisher import PublishRequest, PublishResult, publish_flow
+    from metaflow_airflow.store.manifest_store import ManifestStore
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "FlowManifest": ".manifest",
-    "ManifestStore": ".store",
-    "PublishRequest": ".publisher",
-    "PublishResult": ".publisher",
-    "publish_flow": ".publisher",
-    "load_dags": ".loader",
+    "FlowManifest": "metaflow_airflow.manifest.models",
+    "ManifestStore": "metaflow_airflow.store.manifest_store",
+    "PublishRequest": "metaflow_airflow.publish.publisher",
+    "PublishResult": "metaflow_airflow.publish.publisher",
+    "publish_flow": "metaflow_airflow.publish.publisher",
+    "load_dags": "metaflow_airflow.airflow.loader.parse",
 }
 
 __all__ = [
@@ -60,6 +60,6 @@ def __dir__() -> list[str]:
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(name)
-    value = getattr(import_module(_LAZY[name], __name__), name)
+    value = getattr(import_module(_LAZY[name]), name)
     globals()[name] = value  # later lookups skip this function
     return value

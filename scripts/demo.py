@@ -72,8 +72,8 @@ def _publish() -> None:
 
 
 def _run_all() -> bool:
-    from metaflow_airflow.compat import dag_bag_class, run_dag, run_state
-    from metaflow_airflow.ids import metaflow_run_id
+    from metaflow_airflow.airflow.compat import dag_bag_class, run_dag, run_state
+    from metaflow_airflow.runtime.ids import metaflow_run_id
 
     bag = dag_bag_class()(dag_folder=str(AIRFLOW_HOME / "dags"))
     if bag.import_errors:

@@ -107,7 +107,7 @@ def dagbag_parser() -> Iterator[Callable[..., Any]]:
     saved = {name: os.environ.get(name) for name in names}
 
     def parse(store: str, storage_options: Mapping[str, Any] | None = None):
-        from metaflow_airflow.compat import dag_bag_class
+        from metaflow_airflow.airflow.compat import dag_bag_class
 
         dags = AIRFLOW_HOME / "dags"
         shutil.copy(REPO / "dags_loader.py", dags / "dags_loader.py")

@@ -8,7 +8,7 @@ from importlib import import_module
 
 import click
 
-from ..errors import MetaflowAirflowError
+from metaflow_airflow.errors import MetaflowAirflowError
 
 # Subcommand -> (its module in this package, the command in it), imported when used: `publish`
 # starts the flow process without first importing what the other commands need.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..store import ManifestStore
-from .options import storage_options_option, store_option
+from metaflow_airflow.store.manifest_store import ManifestStore
+from metaflow_airflow.cli.options import storage_options_option, store_option
 
 
 @click.command(name="delete")

@@ -37,7 +37,7 @@ def mwaa_bundle_command(
       metaflow-airflow mwaa-bundle build/mwaa-2.11 --airflow-version 2.11.2
       aws s3 cp build/mwaa/plugins.zip s3://my-mwaa-bucket/plugins.zip
     """
-    from ..mwaa import build_bundle
+    from metaflow_airflow.mwaa.bundle import build_bundle
 
     bundle = build_bundle(
         out_dir,

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..manifest import manifest_json_schema
+from metaflow_airflow.manifest.models import manifest_json_schema
 
 
 @click.command(name="schema")

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from ..errors import ManifestError, MetaflowAirflowError
-from ..signing import SIGNATURE_SUFFIX, load_signing_key, verify
-from ..store import ManifestStore, parse_manifest
-from .options import storage_options_option
+from metaflow_airflow.errors import ManifestError, MetaflowAirflowError
+from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX, load_signing_key, verify
+from metaflow_airflow.store.manifest_store import ManifestStore, parse_manifest
+from metaflow_airflow.cli.options import storage_options_option
 
 
 @click.command(name="validate")

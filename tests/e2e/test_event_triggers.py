@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from helpers import AIRFLOW_HOME, user_artifacts
 
-from metaflow_airflow.compat import AIRFLOW_V_3_0_PLUS, run_dag, run_state
-from metaflow_airflow.ids import metaflow_run_id
+from metaflow_airflow.airflow.compat import AIRFLOW_V_3_0_PLUS, run_dag, run_state
+from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from helpers import run_locally, user_artifacts
 
-from metaflow_airflow.compat import run_dag, run_state
-from metaflow_airflow.ids import metaflow_run_id
+from metaflow_airflow.airflow.compat import run_dag, run_state
+from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)
 

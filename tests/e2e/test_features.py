@@ -12,8 +12,8 @@ import pytest
 from helpers import dagbag_parser, flow_path, publisher, user_artifacts
 from test_examples import run_on_airflow
 
-from metaflow_airflow.compat import run_dag, run_state
-from metaflow_airflow.ids import metaflow_run_id
+from metaflow_airflow.airflow.compat import run_dag, run_state
+from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)
 

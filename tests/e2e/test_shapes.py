@@ -10,7 +10,7 @@ import pytest
 from helpers import run_locally, user_artifacts
 from test_examples import run_on_airflow
 
-from metaflow_airflow.ids import metaflow_run_id
+from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(400)
 

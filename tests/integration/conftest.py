@@ -33,7 +33,7 @@ import pytest
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 
 from metaflow_airflow import ManifestStore
-from metaflow_airflow.manifest import FlowManifest
+from metaflow_airflow.manifest.models import FlowManifest
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE = REPO / ".tools" / "node" / "node_modules" / ".bin" / "azurite-blob"
@@ -287,7 +287,7 @@ def datastore_root(s3_bucket_info) -> str:
 @pytest.fixture
 def publish_to_s3(publish, s3_bucket_info, datastore_root, kube_connection):
     """Publish an example for Kubernetes with the S3 datastore; returns (manifest, DAG)."""
-    from metaflow_airflow.factory import build_dag
+    from metaflow_airflow.airflow.dag.factory import build_dag
 
     store_url = f"{s3_bucket_info.url}/flows"
     options = s3_bucket_info.storage_options

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from metaflow_airflow.manifest import FlowManifest
-from metaflow_airflow.runtime import TaskRef
+from metaflow_airflow.manifest.models import FlowManifest
+from metaflow_airflow.runtime.invocation import TaskRef
 
 AIRFLOW_RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 FOREACH_SPLITS = 4  # ForeachFlow's items = [1, 2, 3, 4]

@@ -30,9 +30,9 @@ from conftest import (
 )
 
 from metaflow_airflow import ManifestStore
-from metaflow_airflow.compat import run_dag, run_state
-from metaflow_airflow.compute.local import unpack_code_package
-from metaflow_airflow.ids import metaflow_run_id
+from metaflow_airflow.airflow.compat import run_dag, run_state
+from metaflow_airflow.airflow.compute.local import unpack_code_package
+from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,7 +42,7 @@ UNPACK = """\
 import sys
 from pathlib import Path
 from metaflow_airflow import ManifestStore
-from metaflow_airflow.compute.local import unpack_code_package
+from metaflow_airflow.airflow.compute.local import unpack_code_package
 manifest = ManifestStore(sys.argv[1]).read(sys.argv[2])
 root = Path(unpack_code_package(manifest, sys.argv[3]))
 print((root / manifest.metaflow.flow_file).is_file())

@@ -14,10 +14,11 @@ import pytest
 from conftest import AWS_ENV
 from helpers import METAFLOW_SYSROOT, flow_path
 
-from metaflow_airflow import CompileError, ManifestStore, StoreError, connections
-from metaflow_airflow.connections import storage_options_from_connection
+from metaflow_airflow import CompileError, ManifestStore, StoreError
+from metaflow_airflow.airflow import connections
+from metaflow_airflow.airflow.connections import storage_options_from_connection
 from metaflow_airflow.errors import SignatureError
-from metaflow_airflow.signing import KEY_ENV, KEY_FILE_ENV, sign, verify
+from metaflow_airflow.manifest.signing import KEY_ENV, KEY_FILE_ENV, sign, verify
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -169,7 +170,7 @@ def test_store_credentials_stay_out_of_the_flow_process(
 ) -> None:
     """The flow process compiles and uploads; the caller writes the manifest, so the store's
     options (which may hold keys) never appear on a command line that `ps` shows."""
-    from metaflow_airflow import publisher
+    from metaflow_airflow.publish import publisher
 
     secret = "store-secret-" + "x" * 20
     options = {**s3_bucket_info.storage_options, "key": AWS_ENV["AWS_ACCESS_KEY_ID"],
@@ -185,7 +186,7 @@ def test_store_credentials_stay_out_of_the_flow_process(
     store_url = f"{s3_bucket_info.url}/flows"
     result = publish("branch_flow.py", store=store_url, storage_options=options)
 
-    assert len(launched) == 1 and "metaflow_airflow.flow_process" in launched[0]
+    assert len(launched) == 1 and "metaflow_airflow.publish.flow_process" in launched[0]
     assert not any(secret in arg or store_url in arg for arg in launched[0])
     assert ManifestStore(store_url, s3_bucket_info.storage_options).read("BranchFlow").dag_id \
         == result.dag_id

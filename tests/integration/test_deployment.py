@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from metaflow_airflow import CompileError, ManifestStore
-from metaflow_airflow.factory import build_dag
+from metaflow_airflow.airflow.dag.factory import build_dag
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("airflow_db")]
 

@@ -29,11 +29,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metaflow_airflow import ManifestStore
-from metaflow_airflow.command import render_step_commands
-from metaflow_airflow.compute.kubernetes import XCOM_RETURN_FILE
-from metaflow_airflow.compute.local import process_environment, unpack_code_package
-from metaflow_airflow.manifest import FlowManifest, KubernetesCompute
-from metaflow_airflow.runtime import TaskRef, resolve_invocation
+from metaflow_airflow.runtime.commands import render_step_commands
+from metaflow_airflow.airflow.compute.kubernetes import XCOM_RETURN_FILE
+from metaflow_airflow.airflow.compute.local import process_environment, unpack_code_package
+from metaflow_airflow.manifest.models import FlowManifest, KubernetesCompute
+from metaflow_airflow.runtime.invocation import TaskRef, resolve_invocation
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -111,7 +111,7 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def kubernetes_start(manifest: FlowManifest) -> Any:
     """The start operator of the same flow published for Kubernetes compute (its container
     script has no setup: the local datastore's; a cloud one adds fixed download commands)."""
-    from metaflow_airflow.factory import build_dag
+    from metaflow_airflow.airflow.dag.factory import build_dag
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(

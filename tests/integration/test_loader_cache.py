@@ -18,12 +18,12 @@ from moto_process import AWS_ENV, MotoServer
 from store_helpers import make_manifest, put_raw
 
 from metaflow_airflow import ManifestError, ManifestStore, StoreError
-from metaflow_airflow.cache import HashedManifest
+from metaflow_airflow.airflow.loader.cache import HashedManifest
 from metaflow_airflow.errors import MetaflowAirflowError
-from metaflow_airflow.loader import load_dags
-from metaflow_airflow.placeholder import ERROR_TAG
+from metaflow_airflow.airflow.loader.parse import load_dags
+from metaflow_airflow.airflow.dag.placeholder import ERROR_TAG
 from metaflow_airflow.settings import Settings
-from metaflow_airflow.signing import sign
+from metaflow_airflow.manifest.signing import sign
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -53,7 +53,7 @@ def warnings_logged() -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
     handler = logging.Handler(level=logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("metaflow_airflow.loader")
+    logger = logging.getLogger("metaflow_airflow.airflow.loader.parse")
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
@@ -459,7 +459,7 @@ def test_a_store_that_stalls_after_the_listing_keeps_what_was_read(
 ) -> None:
     """A cold cache and a store that freezes after the first batch of reads: the DAGs read in
     time load and are cached; the next parse reads only the rest."""
-    import metaflow_airflow.loader as loader
+    import metaflow_airflow.airflow.loader.parse as loader
 
     store = s3_store(moto)
     dag_ids = [f"flow_{i}" for i in range(6)]

@@ -178,7 +178,7 @@ def test_no_store_configured_is_a_store_error(url: str | None) -> None:
 
 
 def test_loader_without_a_store_raises_in_strict_mode() -> None:
-    from metaflow_airflow.loader import load_dags
+    from metaflow_airflow.airflow.loader.parse import load_dags
     from metaflow_airflow.settings import Settings
 
     assert load_dags(settings=Settings()) == {}

@@ -11,7 +11,7 @@ import pytest
 from store_helpers import make_manifest, put_raw
 
 from metaflow_airflow import ManifestStore, StoreError
-from metaflow_airflow.signing import sign
+from metaflow_airflow.manifest.signing import sign
 
 pytestmark = pytest.mark.timeout(300)
 

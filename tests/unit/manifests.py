@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from metaflow_airflow.manifest import (
+from metaflow_airflow.manifest.models import (
     CodePackage,
     FlowManifest,
     KubernetesCompute,

@@ -21,21 +21,21 @@ from metaflow_airflow import ManifestStore, errors
 
 SHARED_MODULES = [
     "metaflow_airflow",
-    "metaflow_airflow.manifest",
-    "metaflow_airflow.store",
-    "metaflow_airflow.publisher",
-    "metaflow_airflow.provider",  # Airflow loads it for every CLI command
-    "metaflow_airflow.mwaa",
+    "metaflow_airflow.manifest.models",
+    "metaflow_airflow.store.manifest_store",
+    "metaflow_airflow.publish.publisher",
+    "metaflow_airflow.airflow.provider",  # Airflow loads it for every CLI command
+    "metaflow_airflow.mwaa.bundle",
     "metaflow_airflow.cli",
 ]
 AIRFLOW_SIDE_MODULES = [
-    "metaflow_airflow.loader",
-    "metaflow_airflow.factory",
-    "metaflow_airflow.compute.local",
-    "metaflow_airflow.compute.kubernetes",
-    "metaflow_airflow.ui",
-    "metaflow_airflow.plugin",
-    "metaflow_airflow.tree",
+    "metaflow_airflow.airflow.loader.parse",
+    "metaflow_airflow.airflow.dag.factory",
+    "metaflow_airflow.airflow.compute.local",
+    "metaflow_airflow.airflow.compute.kubernetes",
+    "metaflow_airflow.airflow.ui",
+    "metaflow_airflow.airflow.plugin",
+    "metaflow_airflow.airflow.dag.tree",
 ]
 # The package docstring's public API.
 DOCUMENTED_API = {
@@ -89,8 +89,8 @@ def test_publish_command_starts_the_flow_process_before_the_heavy_imports():
     flow process starts, not before (publish must not be slower than `airflow create`)."""
     publish = ["metaflow_airflow.cli", "metaflow_airflow.cli.publish"]
     loaded = imported_modules(publish, dict(os.environ))
-    assert "metaflow_airflow.publisher" in loaded
-    assert not {"fsspec", "metaflow_airflow.manifest", "metaflow_airflow.store"} & loaded
+    assert "metaflow_airflow.publish.publisher" in loaded
+    assert not {"fsspec", "metaflow_airflow.manifest.models", "metaflow_airflow.store.manifest_store"} & loaded
 
 
 @pytest.mark.timeout(300)
@@ -142,7 +142,7 @@ def test_the_dag_processor_pre_imports_the_kubernetes_provider_for_the_loader(tm
     )
     parsed = json.loads(completed.stdout.strip().splitlines()[-1])
     assert parsed["dags"] == ["pods"], parsed["errors"]
-    assert "metaflow_airflow.compute.kubernetes" in parsed["imported"]  # built here, not before
+    assert "metaflow_airflow.airflow.compute.kubernetes" in parsed["imported"]  # built here, not before
     provider = [
         name for name in parsed["imported"]
         if name.startswith(("kubernetes", "airflow.providers.cncf.kubernetes"))

@@ -18,8 +18,8 @@ from metaflow_airflow import ManifestStore
 SERIALIZE = textwrap.dedent(
     """
     import json, sys
-    from metaflow_airflow.compat import serialize_dag
-    from metaflow_airflow.loader import load_dags
+    from metaflow_airflow.airflow.compat import serialize_dag
+    from metaflow_airflow.airflow.loader.parse import load_dags
     from metaflow_airflow.settings import Settings
 
     dags = load_dags(settings=Settings(store=sys.argv[1], cache_dir=sys.argv[2]))

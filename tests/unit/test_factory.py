@@ -7,8 +7,8 @@ import json
 import pytest
 from manifests import ALL_PARAMETER_TYPES, FOREACH, FOREACH_STEPS, make_manifest
 
-from metaflow_airflow.compat import MappedTaskGroup, serialize_dag
-from metaflow_airflow.factory import build_dag
+from metaflow_airflow.airflow.compat import MappedTaskGroup, serialize_dag
+from metaflow_airflow.airflow.dag.factory import build_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

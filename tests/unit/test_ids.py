@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from metaflow.plugins.airflow.airflow_utils import run_id_creator, task_id_creator
 
-from metaflow_airflow.ids import (
+from metaflow_airflow.runtime.ids import (
     join_input_paths,
     metaflow_run_id,
     metaflow_task_id,

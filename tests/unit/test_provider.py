@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from metaflow_airflow.compat import loaded_plugin_names
-from metaflow_airflow.plugin import PLUGIN_NAME, MetaflowAirflowPlugin
-from metaflow_airflow.provider import CONFIG_SECTION, PACKAGE_NAME, get_provider_info
+from metaflow_airflow.airflow.compat import loaded_plugin_names
+from metaflow_airflow.airflow.plugin import PLUGIN_NAME, MetaflowAirflowPlugin
+from metaflow_airflow.airflow.provider import CONFIG_SECTION, PACKAGE_NAME, get_provider_info
 from metaflow_airflow.settings import Settings
-from metaflow_airflow.ui import MetaflowUILink
+from metaflow_airflow.airflow.ui import MetaflowUILink
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from metaflow_airflow.cli import cli
-from metaflow_airflow.manifest import SCHEMA_VERSION, manifest_json_schema
+from metaflow_airflow.manifest.models import SCHEMA_VERSION, manifest_json_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "manifest.schema.json"
 REGENERATE = ".venv/bin/metaflow-airflow schema > docs/manifest.schema.json"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from metaflow_airflow.errors import CompileError
-from metaflow_airflow.manifest import StepSpec
-from metaflow_airflow.secrets_check import is_secret_name, refuse_plaintext_secrets
+from metaflow_airflow.manifest.models import StepSpec
+from metaflow_airflow.publish.secrets_check import is_secret_name, refuse_plaintext_secrets
 
 SECRET = [
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GITHUB_TOKEN",

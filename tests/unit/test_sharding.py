@@ -9,9 +9,9 @@ import pytest
 from manifests import FOREACH
 
 from metaflow_airflow import ManifestStore
-from metaflow_airflow.loader import load_dags
+from metaflow_airflow.airflow.loader.parse import load_dags
 from metaflow_airflow.settings import Settings
-from metaflow_airflow.sharding import check_shard, shard_of
+from metaflow_airflow.airflow.loader.sharding import check_shard, shard_of
 
 
 def test_the_shard_of_a_dag_id_never_changes() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from metaflow_airflow.errors import ManifestError, SignatureError, SigningKeyError
-from metaflow_airflow.signing import (
+from metaflow_airflow.manifest.signing import (
     KEY_ENV,
     KEY_FILE_ENV,
     load_signing_key,

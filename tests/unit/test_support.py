@@ -9,7 +9,7 @@ import gc
 import threading
 from pathlib import Path
 
-from metaflow_airflow.support import refuse_unsupported_decorators
+from metaflow_airflow.publish.support import refuse_unsupported_decorators
 
 STEPS = 300
 

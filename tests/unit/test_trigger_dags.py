@@ -10,9 +10,9 @@ from manifests import FOREACH_STEPS, make_manifest
 from pydantic import ValidationError
 
 from metaflow_airflow.cli.show import summary
-from metaflow_airflow.compat import serialize_dag
-from metaflow_airflow.factory import build_dag
-from metaflow_airflow.manifest import (
+from metaflow_airflow.airflow.compat import serialize_dag
+from metaflow_airflow.airflow.dag.factory import build_dag
+from metaflow_airflow.manifest.models import (
     EventTrigger,
     FlowManifest,
     FlowTrigger,
@@ -20,7 +20,7 @@ from metaflow_airflow.manifest import (
     ProjectSpec,
     ScheduleSpec,
 )
-from metaflow_airflow.runtime import event_parameter_values
+from metaflow_airflow.runtime.invocation import event_parameter_values
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

@@ -1,0 +1,151 @@
+"""What every compute does around a step: read its Airflow facts before, hand back its outcome
+after (task id, foreach splits, the branch a conditional took)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from metaflow_airflow.airflow.compat import Asset, triggering_asset_extras
+from metaflow_airflow.manifest.models import FlowManifest, ManifestSource, StepSpec
+from metaflow_airflow.airflow.dag.mapping import splits_task_id
+from metaflow_airflow.runtime.invocation import (
+    NEXT_STEPS_KEY,
+    START_STEP,
+    TASK_ID_XCOM_KEY,
+    StepInvocation,
+    TaskRef,
+    converges,
+    event_parameter_values,
+    split_indexes,
+    splits_needed,
+)
+
+
+class BoundStep:
+    """The manifest and step a Metaflow operator runs, bound by the factory after construction
+    (see the operators). The manifest is looked up through its source when it is needed: the
+    tasks of a full parse hold the loader's cache, not a parsed manifest."""
+
+    manifest_source: ManifestSource
+    step_name: str
+
+    def bind(self, source: ManifestSource, step_name: str) -> None:
+        self.manifest_source = source
+        self.step_name = step_name
+
+    @property
+    def manifest(self) -> FlowManifest:
+        return self.manifest_source.manifest
+
+    @property
+    def step(self) -> StepSpec:
+        return self.manifest.steps_by_name[self.step_name]
+
+
+def task_ref_from_context(
+    context: Mapping[str, Any], manifest: FlowManifest, step: StepSpec
+) -> TaskRef:
+    """The facts that fix this task's Metaflow ids, with the split lists and taken branches
+    it needs from upstream XComs."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    map_index = -1 if map_index is None else int(map_index)
+    foreach_splits = {
+        name: _splits(ti, manifest.steps_by_name[name]) for name in splits_needed(manifest, step)
+    }
+    ran_parents = None
+    if converges(step):
+        ran_parents = tuple(
+            parent
+            for parent in step.parents
+            if _task_id_of(ti, manifest.steps_by_name[parent], step, map_index) is not None
+        )
+    return TaskRef(
+        dag_id=ti.dag_id,
+        airflow_run_id=context["run_id"],
+        map_index=map_index,
+        try_number=int(ti.try_number),
+        params=_parameter_values(context, manifest, step),
+        foreach_splits=foreach_splits,
+        ran_parents=ran_parents,
+    )
+
+
+def _parameter_values(
+    context: Mapping[str, Any], manifest: FlowManifest, step: StepSpec
+) -> dict[str, Any]:
+    """The run's params; in a run that asset events triggered, the start step also takes the
+    values ``@trigger`` maps from their payloads (the events' ``extra``), unless the run's conf
+    gives them."""
+    params = dict(context.get("params") or {})
+    mapped = any(getattr(trigger, "parameters", None) for trigger in manifest.triggers)
+    if step.name != START_STEP or not mapped:
+        return params
+    dag_run = context.get("dag_run")
+    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+    params.update(event_parameter_values(manifest, triggering_asset_extras(context), conf))
+    return params
+
+
+def _splits(ti: Any, foreach: StepSpec) -> list[tuple[int, int]]:
+    if foreach.foreach is None:  # one foreach task: its XCom is the list of split indexes
+        return [(-1, split) for split in ti.xcom_pull(task_ids=foreach.name) or []]
+    pairs = ti.xcom_pull(task_ids=splits_task_id(foreach.name)) or []
+    return [(int(parent), int(split)) for parent, split in pairs]
+
+
+def _task_id_of(ti: Any, parent: StepSpec, step: StepSpec, map_index: int) -> str | None:
+    """The Metaflow task id a parent left, or None when its branch was not taken."""
+    if step.foreach is not None and parent.foreach == step.foreach:
+        return ti.xcom_pull(task_ids=parent.name, key=TASK_ID_XCOM_KEY, map_indexes=map_index)
+    return ti.xcom_pull(task_ids=parent.name, key=TASK_ID_XCOM_KEY)
+
+
+def hand_back(
+    operator: Any,
+    context: Mapping[str, Any],
+    step: StepSpec,
+    invocation: StepInvocation,
+    result: Mapping[str, Any] | None,
+) -> list[int] | None:
+    """After a successful step: record its task id; a foreach returns its split indexes (the
+    XCom its body maps over); a conditional skips the branches it did not take; ``end``
+    describes the run in the event of the flow's Asset it emits."""
+    ti = context["ti"]
+    ti.xcom_push(key=TASK_ID_XCOM_KEY, value=invocation.task_id)
+    if step.type == "end":
+        _describe_finish_event(context, operator.manifest, invocation)
+    if step.type == "foreach":
+        assert result is not None
+        return split_indexes(result)
+    if step.type == "split-switch":
+        assert result is not None
+        operator.skip_all_except(ti, list(result[NEXT_STEPS_KEY]))
+    return None
+
+
+def _describe_finish_event(
+    context: Mapping[str, Any], manifest: FlowManifest, invocation: StepInvocation
+) -> None:
+    """The ``extra`` of the event the end task emits on the flow's Asset: the fields of the
+    event Metaflow publishes when a run finishes on Argo Workflows."""
+    extra: dict[str, Any] = {
+        "id": invocation.pathspec,
+        "pathspec": invocation.pathspec,
+        "flow_name": manifest.flow_name,
+        "run_id": invocation.run_id,
+        "step_name": invocation.step,
+        "task_id": invocation.task_id,
+        "dag_id": manifest.dag_id,
+    }
+    if manifest.project is not None:
+        extra.update(
+            project_name=manifest.project.name,
+            branch_name=manifest.project.branch,
+            is_user_branch=manifest.project.branch.startswith("user."),
+            is_production=manifest.project.production,
+            project_flow_name=manifest.finish_asset_uri.rsplit("/", 1)[1],
+        )
+    extra["auto-generated-by-metaflow"] = True
+    context["outlet_events"][Asset(manifest.finish_asset_uri)].extra = extra

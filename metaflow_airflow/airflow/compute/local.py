@@ -1,0 +1,127 @@
+"""Local compute: each step runs as a process on the Airflow worker, in a fresh unpack of the
+code package (as a pod would), with the split count handed back through a private file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import fsspec
+
+from metaflow_airflow.runtime.commands import REPORTING_STEP_TYPES, render_step_commands
+from metaflow_airflow.airflow.compat import BaseOperator, SkipMixin
+from metaflow_airflow.manifest.models import CodePackage, FlowManifest
+from metaflow_airflow.runtime.invocation import resolve_invocation
+from metaflow_airflow.settings import get_settings
+from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
+from metaflow_airflow.airflow.compute.context import BoundStep, hand_back, task_ref_from_context
+
+RESULT_FILE = "metaflow-airflow-result.json"
+
+
+class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
+    """Runs one Metaflow step as a local process; a foreach step returns its split indexes.
+    Without an ``__init__`` of its own, as :class:`~.kubernetes.MetaflowKubernetesOperator`."""
+
+    ui_color = "#c7e3f4"
+    operator_extra_links = (MetaflowUILink(),)
+
+    def execute(self, context: Any) -> list[int] | None:
+        ref = task_ref_from_context(context, self.manifest, self.step)
+        invocation = resolve_invocation(self.manifest, self.step, ref)
+        self.log.info("Metaflow task %s (attempt %s)", invocation.pathspec, invocation.retry_count)
+        record_metaflow_ids(context, invocation)
+        python = get_settings().local_python or sys.executable
+        with tempfile.TemporaryDirectory(prefix="metaflow-airflow-") as workdir:
+            root = unpack_code_package(self.manifest, workdir)
+            result_file = os.path.join(workdir, RESULT_FILE)
+            commands = render_step_commands(
+                self.manifest, self.step, invocation, python=python, result_file=result_file
+            )
+            env = process_environment(commands.env, self.manifest.code_package, root)
+            for argv in commands.argvs:
+                self._run(argv, cwd=root, env=env)
+            result = None
+            if self.step.type in REPORTING_STEP_TYPES:
+                with open(result_file, encoding="utf-8") as report:
+                    result = json.load(report)
+        return hand_back(self, context, self.step, invocation, result)
+
+    def _run(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> None:
+        """Stream the process's output into the task log; kill its whole group on timeout."""
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                self.log.info("%s", line.rstrip("\n"))
+            code = process.wait()
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if code != 0:
+            raise RuntimeError(f"Metaflow step {self.step.name} failed with exit code {code}")
+
+
+def unpack_code_package(manifest: FlowManifest, workdir: str) -> str:
+    """Fetch the code package from the flow's datastore and unpack it into ``workdir``."""
+    url, options = _package_location(manifest)
+    root = os.path.join(workdir, "code")
+    with fsspec.open(url, "rb", **options) as blob, tarfile.open(fileobj=blob, mode="r:gz") as tar:
+        tar.extractall(root, filter="data")
+    return root
+
+
+def _package_location(manifest: FlowManifest) -> tuple[str, dict[str, Any]]:
+    """The code package as an fsspec URL, with options that reach the datastore where the
+    manifest's Metaflow configuration points (an S3 endpoint, a GCS emulator, an Azure account);
+    credentials are the worker's own."""
+    url, env = manifest.code_package.url, manifest.metaflow.env
+    datastore = manifest.metaflow.datastore
+    if datastore == "s3" and env.get("METAFLOW_S3_ENDPOINT_URL"):
+        return url, {"client_kwargs": {"endpoint_url": env["METAFLOW_S3_ENDPOINT_URL"]}}
+    if datastore == "gs" and env.get("STORAGE_EMULATOR_HOST"):  # what Google's clients read
+        return url, {"endpoint_url": env["STORAGE_EMULATOR_HOST"], "token": "anon"}
+    if datastore == "azure":  # Metaflow's Azure URLs are <container>/<blob>, without a scheme
+        endpoint = env.get("METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", "")
+        return f"az://{url}", _azure_account(endpoint) if endpoint else {}
+    return url, {}
+
+
+def _azure_account(endpoint: str) -> dict[str, str]:
+    """adlfs options for a blob service endpoint: ``https://<account>.blob.core.windows.net/``,
+    or path-style ``https://<host>/<account>`` (azurite)."""
+    parts = urllib.parse.urlsplit(endpoint)
+    path = parts.path.strip("/")
+    account = path.split("/")[0] if path else parts.netloc.split(".")[0]
+    return {"account_name": account, "account_host": f"{parts.netloc}/{path}".rstrip("/")}
+
+
+def process_environment(
+    step_env: Mapping[str, str], package: CodePackage, root: str
+) -> dict[str, str]:
+    """The worker's environment, then the step's, then what the unpacked package needs."""
+    env = {**os.environ, **step_env}
+    for name, value in package.extract_env.items():
+        value = value.replace("{root}", root)
+        if name.endswith(":"):
+            env[name[:-1]] = value
+        else:
+            env[name] = os.pathsep.join(v for v in (value, env.get(name)) if v)
+    return env

@@ -1,0 +1,98 @@
+"""Signed manifests: an HMAC-SHA256 of a manifest's stored bytes, kept in a sidecar object.
+
+Why: the store is a trust boundary. Whoever can write to it decides what every Airflow worker
+runs (images, flow files, environment). With a key that only publishers and Airflow hold, the
+loader in ``require_signed`` mode builds only manifests signed with that key.
+
+Why a sidecar (``<dag_id>.json.sig`` next to ``<dag_id>.json``) rather than a field in the
+manifest: the manifest model and its canonical JSON stay untouched, the signature covers the
+exact bytes a reader gets (no re-serialization to agree on), and unsigned stores keep working.
+
+The stable API, for the store and the loader:
+
+- :func:`signature_path` — where the signature of a manifest lives (path or URL + ``.sig``).
+- :func:`sign` / :func:`verify` — ``verify`` raises :class:`~.errors.SignatureError` (a
+  :class:`~.errors.ManifestError` naming the manifest URL) for unsigned, wrong-key or altered data.
+- :func:`load_signing_key` — the key from ``METAFLOW_AIRFLOW_SIGNING_KEY`` (the key text itself),
+  ``METAFLOW_AIRFLOW_SIGNING_KEY_FILE`` (a file holding it), or a :class:`KeySource` such as a
+  secrets-backend lookup; ``None`` when none is configured.
+
+A store that versions manifests writes each immutable version's signature before it moves the
+current pointer, so that a reader never sees a new manifest beside an old signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+from typing import Protocol
+
+from metaflow_airflow.errors import SignatureError, SigningKeyError
+
+KEY_ENV = "METAFLOW_AIRFLOW_SIGNING_KEY"
+KEY_FILE_ENV = "METAFLOW_AIRFLOW_SIGNING_KEY_FILE"
+SIGNATURE_SUFFIX = ".sig"
+ALGORITHM = "hmac-sha256"
+# HMAC-SHA256 is as strong as its key: refuse keys shorter than the hash.
+MIN_KEY_BYTES = 32
+
+
+class KeySource(Protocol):
+    """Returns the signing key, or ``None`` when signing is not configured (for a secrets backend,
+    e.g. ``lambda: Variable.get("metaflow_airflow_signing_key").encode()``)."""
+
+    def __call__(self) -> bytes | None: ...
+
+
+def signature_path(manifest_path: str) -> str:
+    """The sidecar of ``manifest_path`` (a path or URL): ``.../<dag_id>.json.sig``."""
+    return manifest_path + SIGNATURE_SUFFIX
+
+
+def sign(data: bytes, key: bytes) -> str:
+    """The signature of ``data``: ``hmac-sha256:<64 hex digits>``."""
+    return f"{ALGORITHM}:{hmac.new(key, data, hashlib.sha256).hexdigest()}"
+
+
+def verify(
+    data: bytes, signature: str | bytes | None, key: bytes, *, url: str = "manifest"
+) -> None:
+    """Accept ``data`` only if ``signature`` is its signature under ``key``; otherwise raise
+    :class:`SignatureError` naming ``url`` (the manifest) and the reason."""
+    if signature is None:
+        raise SignatureError(url, f"unsigned: no signature at {signature_path(url)}")
+    if isinstance(signature, bytes):
+        signature = signature.decode("utf-8", errors="replace")
+    if not hmac.compare_digest(sign(data, key).encode(), signature.strip().encode()):
+        raise SignatureError(
+            url, "signature does not match: the manifest was altered or signed with another key"
+        )
+
+
+def load_signing_key(source: KeySource | None = None) -> bytes | None:
+    """The signing key from ``source`` if given, else from the environment; ``None`` if unset.
+
+    Raises :class:`SigningKeyError` when both variables are set, the file is unreadable, or the
+    key is shorter than 32 bytes."""
+    if source is not None:
+        key, origin = source(), "the key source"
+    else:
+        text, path = os.environ.get(KEY_ENV), os.environ.get(KEY_FILE_ENV)
+        if text and path:
+            raise SigningKeyError(f"set either {KEY_ENV} or {KEY_FILE_ENV}, not both")
+        if path:
+            try:
+                key, origin = Path(path).read_bytes().strip(), path
+            except OSError as exc:
+                raise SigningKeyError(f"cannot read the signing key from {path}: {exc}") from exc
+        else:
+            key, origin = (text.encode() if text else None), KEY_ENV
+    if key is not None and len(key) < MIN_KEY_BYTES:
+        raise SigningKeyError(
+            f"the signing key from {origin} has {len(key)} bytes; use at least {MIN_KEY_BYTES} "
+            "(python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    return key
+

@@ -1,0 +1,327 @@
+"""The publish side's child process: runs the user's flow file under Metaflow's CLI with one
+extra command that compiles the flow, uploads its code package and hands the manifest back
+(the parent writes it to the store, so store credentials never reach this process).
+
+Usage (by :func:`metaflow_airflow.publish.publisher.publish_flow` only)::
+
+    python -m metaflow_airflow.publish.flow_process FLOW.py [metaflow options] metaflow-airflow-publish \
+        --request JSON --result FILE
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.abc
+import importlib.util
+import json
+import os
+import re
+import runpy
+import shlex
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from metaflow import current, metaflow_config
+from metaflow._vendor import click
+from metaflow.decorators import flow_decorators
+from metaflow.exception import MetaflowException
+from metaflow.mflog import BASH_SAVE_LOGS, bash_capture_logs
+from metaflow.package import MetaflowPackage
+from metaflow.plugins.airflow.airflow_cli import resolve_dag_name, resolve_token
+from metaflow.plugins.aws.step_functions.production_token import _path as production_token_path
+from metaflow.util import dict_to_cli_options, get_username
+
+from metaflow_airflow.publish.compiler import (
+    compile_finish_asset,
+    compile_parameters,
+    compile_schedule,
+    compile_sensors,
+    compile_steps,
+    compile_triggers,
+    refuse_unsupported_flow_decorators,
+)
+from metaflow_airflow.errors import CompileError, MetaflowAirflowError
+from metaflow_airflow.store.locking import folder_lock
+from metaflow_airflow.manifest.models import (
+    DAG_ID_PATTERN,
+    CodePackage,
+    CompileOutcome,
+    ContainerScript,
+    DeploymentSpec,
+    FlowManifest,
+    KubernetesCompute,
+    LocalCompute,
+    MetaflowRuntime,
+    ProjectSpec,
+)
+from metaflow_airflow.publish.publisher import PROGRESS_MARK, PUBLISH_COMMAND, CompileRequest
+from metaflow_airflow.publish.secrets_check import refuse_plaintext_secrets
+
+_EXTRACT_ROOT = "{root}"
+
+
+@click.command(name=PUBLISH_COMMAND, help="Publish this flow to a metaflow-airflow store.")
+@click.option("--request", required=True, help="A CompileRequest as JSON.")
+@click.option("--result", required=True, help="Where to write the CompileOutcome as JSON.")
+@click.pass_obj
+def publish_command(obj: Any, request: str, result: str) -> None:
+    try:
+        outcome = compile_and_upload(obj, CompileRequest.model_validate_json(request))
+        payload = outcome.model_dump(mode="json")
+    except MetaflowAirflowError as exc:
+        kind = "compile" if isinstance(exc, CompileError) else "publish"
+        payload = {"error": str(exc), "kind": kind}
+    with open(result, "w", encoding="utf-8") as out:
+        json.dump(payload, out)
+
+
+def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
+    """Compile first, so that nothing is uploaded for a flow that cannot run on Airflow."""
+    flow, graph = obj.flow, obj.graph
+    _progress(f"compiling {flow.name}...")
+    dag_id, token_prefix, is_project = _dag_name(request.dag_id)
+    _check_dag_id(dag_id)
+    compute = _compute(request, obj)
+    steps = compile_steps(graph, kubernetes=compute.kind == "kubernetes", image=request.image)
+    refuse_plaintext_secrets(steps, allow=request.allow_plaintext_env)
+    parameters = compile_parameters(flow)
+    schedule = compile_schedule(flow, parameters)
+    sensors = compile_sensors(flow)
+    refuse_unsupported_flow_decorators(flow)
+    triggers = compile_triggers(flow, parameters)
+    finish_asset = compile_finish_asset(flow)
+
+    # Metaflow rewrites its token file in place: concurrent first publishes of one flow would
+    # read it half-written, so they take turns.
+    with folder_lock(os.path.dirname(production_token_path(token_prefix))):
+        token = resolve_token(
+            dag_id, token_prefix, obj, request.authorize, None, request.generate_new_token,
+            is_project,
+        )
+    _progress(f"packaging code and uploading it to the {obj.flow_datastore.TYPE} datastore...")
+    package = _upload_code_package(obj)
+    manifest = FlowManifest(
+        dag_id=dag_id,
+        flow_name=flow.name,
+        description=(flow.__doc__ or "").strip(),
+        published_at=datetime.now(timezone.utc).replace(microsecond=0),
+        published_by=get_username() or "unknown",
+        source_file=os.path.abspath(sys.argv[0]),
+        compute=compute,
+        metaflow=_metaflow_runtime(obj, token),
+        code_package=package,
+        parameters=parameters,
+        steps=steps,
+        tags=tuple(sorted(set(request.tags))),
+        schedule=schedule,
+        sensors=sensors,
+        deployment=DeploymentSpec(
+            max_workers=request.max_workers,
+            pool=request.pool,
+            is_paused_upon_creation=request.is_paused_upon_creation,
+        ),
+        project=_project() if is_project else None,
+        triggers=triggers,
+        asset_uri=finish_asset,
+    )
+    return CompileOutcome(manifest=manifest, warnings=_warnings(compute, obj.metadata.TYPE))
+
+
+def _progress(message: str) -> None:
+    """A progress line for :func:`~metaflow_airflow.publish.publisher.publish_flow` to pass on."""
+    print(PROGRESS_MARK + message, file=sys.stderr, flush=True)
+
+
+def _warnings(compute: LocalCompute | KubernetesCompute, metadata: str) -> tuple[str, ...]:
+    if compute.kind == "kubernetes" and metadata == "local":
+        return (
+            "--compute kubernetes with local metadata: each pod keeps its run's metadata and "
+            "loses it when it ends, so the Client API cannot find Airflow runs; use "
+            "--metadata service (a Metaflow metadata service) in production",
+        )
+    return ()
+
+
+def _dag_name(requested: str | None) -> tuple[str, str, bool]:
+    """DAG id and production-token prefix, exactly as Metaflow's ``airflow create`` names them
+    (``project.branch.Flow`` under ``@project``)."""
+    try:
+        return resolve_dag_name(requested)
+    except MetaflowException as exc:
+        raise CompileError(str(exc).strip()) from exc
+
+
+def _project() -> ProjectSpec:
+    return ProjectSpec(
+        name=current.project_name,
+        branch=current.branch_name,
+        production=bool(current.is_production),
+    )
+
+
+def _check_dag_id(dag_id: str) -> None:
+    if not re.fullmatch(DAG_ID_PATTERN, dag_id):
+        raise CompileError(
+            f"DAG id {dag_id!r} is not valid on Airflow (letters, digits, '_', '.', '-' only)"
+        )
+
+
+def _compute(request: CompileRequest, obj: Any) -> LocalCompute | KubernetesCompute:
+    datastore = obj.flow_datastore.TYPE
+    if request.compute == "local":
+        if obj.environment.TYPE != "local":
+            raise CompileError(
+                f"--compute local runs steps in the Airflow worker's Python; the "
+                f"{obj.environment.TYPE!r} environment (@conda/@pypi) needs --compute kubernetes"
+            )
+        return LocalCompute()
+    if datastore == "local":
+        raise CompileError(
+            "--compute kubernetes needs a cloud datastore (s3, azure or gs): pods cannot read "
+            "the local datastore; publish with --datastore s3 or use --compute local"
+        )
+    c = metaflow_config
+    if c.AIRFLOW_KUBERNETES_CONN_ID:
+        return KubernetesCompute(kubernetes_conn_id=c.AIRFLOW_KUBERNETES_CONN_ID, in_cluster=False)
+    return KubernetesCompute()
+
+
+def _upload_code_package(obj: Any) -> CodePackage:
+    package = MetaflowPackage(
+        obj.flow,
+        obj.environment,
+        obj.echo,
+        suffixes=obj.package_suffixes,
+        flow_datastore=obj.flow_datastore,
+    )
+    url, sha = package.package_url(), package.package_sha()
+    if url is None:  # Metaflow builds but does not upload when FEAT_ALWAYS_UPLOAD is off
+        url, sha = obj.flow_datastore.save_data([package.blob], len_hint=1)[0]
+    metadata = package.package_metadata
+    return CodePackage(
+        url=url,
+        sha=sha,
+        metadata=metadata,
+        extract_env=MetaflowPackage.get_post_extract_env_vars(metadata, dest_dir=_EXTRACT_ROOT),
+        container=_container_script(obj, url, metadata),
+    )
+
+
+def _container_script(obj: Any, url: str, metadata: str) -> ContainerScript:
+    datastore = obj.flow_datastore.TYPE
+    if datastore == "local":
+        return ContainerScript()
+    setup = obj.environment.get_package_commands(url, datastore, metadata)
+    bootstrap = {
+        node.name: tuple(_unquote(c) for c in obj.environment.bootstrap_commands(node.name, datastore))
+        for node in obj.graph
+    }
+    # Metaflow renders these for embedding in `bash -c "..."`; store the plain shell.
+    return ContainerScript(
+        setup=tuple(_unquote(cmd) for cmd in setup),
+        bootstrap={name: cmds for name, cmds in sorted(bootstrap.items()) if cmds},
+        capture_logs=_unquote(bash_capture_logs("{commands}")),
+        save_logs=BASH_SAVE_LOGS,
+    )
+
+
+def _unquote(command: str) -> str:
+    return shlex.split('"%s"' % command)[0]
+
+
+def _metaflow_runtime(obj: Any, production_token: str) -> MetaflowRuntime:
+    datastore = obj.flow_datastore.TYPE
+    top_level: dict[str, Any] = {}
+    for deco in flow_decorators(obj.flow):
+        top_level.update(deco.get_top_level_options())
+    return MetaflowRuntime(
+        version=obj.environment.get_environment_info()["metaflow_version"],
+        flow_file=os.path.basename(sys.argv[0]),
+        datastore=datastore,
+        datastore_root=obj.flow_datastore.datastore_root,
+        metadata=obj.metadata.TYPE,
+        environment=obj.environment.TYPE,
+        top_level_options=tuple(dict_to_cli_options(top_level)),
+        env={
+            **_runtime_config_env(datastore, obj.flow_datastore.datastore_root, obj.metadata.TYPE),
+            # Runs live in the namespace production:<token>, as with Metaflow's own schedulers.
+            "METAFLOW_PRODUCTION_TOKEN": production_token,
+        },
+        user=get_username() or "unknown",
+    )
+
+
+def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, str]:
+    """The Metaflow configuration a task needs to find this flow's datastore and metadata."""
+    c = metaflow_config
+    env: dict[str, Any] = {
+        "METAFLOW_DEFAULT_DATASTORE": datastore,
+        "METAFLOW_DEFAULT_METADATA": metadata,
+    }
+    if datastore == "local":
+        env["METAFLOW_DATASTORE_SYSROOT_LOCAL"] = c.DATASTORE_SYSROOT_LOCAL or os.path.dirname(root)
+        # Unset, Metaflow keeps cards under the task's working folder, which local compute deletes.
+        env["METAFLOW_CARD_LOCALROOT"] = c.CARD_LOCALROOT or os.path.join(root, "mf.cards")
+    elif datastore == "s3":
+        env["METAFLOW_DATASTORE_SYSROOT_S3"] = root
+        env["METAFLOW_DATATOOLS_S3ROOT"] = c.DATATOOLS_S3ROOT
+        env["METAFLOW_S3_ENDPOINT_URL"] = c.S3_ENDPOINT_URL
+    elif datastore == "azure":
+        env["METAFLOW_DATASTORE_SYSROOT_AZURE"] = root
+        env["METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT"] = c.AZURE_STORAGE_BLOB_SERVICE_ENDPOINT
+        env["METAFLOW_DEFAULT_AZURE_CLIENT_PROVIDER"] = c.DEFAULT_AZURE_CLIENT_PROVIDER
+    elif datastore == "gs":
+        env["METAFLOW_DATASTORE_SYSROOT_GS"] = root
+        env["METAFLOW_DEFAULT_GCP_CLIENT_PROVIDER"] = c.DEFAULT_GCP_CLIENT_PROVIDER
+        # A GCS emulator (Google's clients read this variable), as S3 has its endpoint URL.
+        env["STORAGE_EMULATOR_HOST"] = os.environ.get("STORAGE_EMULATOR_HOST")
+    if metadata == "service":
+        env["METAFLOW_SERVICE_URL"] = c.SERVICE_INTERNAL_URL or c.SERVICE_URL
+        env["METAFLOW_SERVICE_HEADERS"] = json.dumps(c.SERVICE_HEADERS or {})
+    # Where @secrets finds its backend.
+    env["METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE"] = c.DEFAULT_SECRETS_BACKEND_TYPE
+    env["METAFLOW_AWS_SECRETS_MANAGER_DEFAULT_REGION"] = c.AWS_SECRETS_MANAGER_DEFAULT_REGION
+    env["METAFLOW_GCP_SECRET_MANAGER_PREFIX"] = c.GCP_SECRET_MANAGER_PREFIX
+    env["METAFLOW_AZURE_KEY_VAULT_PREFIX"] = c.AZURE_KEY_VAULT_PREFIX
+    return {k: str(v) for k, v in sorted(env.items()) if v not in (None, "")}
+
+
+class _RegisterPublishCommand(importlib.abc.MetaPathFinder):
+    """Adds the publish command to Metaflow's CLI when Metaflow first imports it.
+
+    Metaflow imports ``metaflow.cli`` inside the flow's context and adds the flow decorators'
+    options (``--branch`` of ``@project``...) at that moment, so importing it any earlier would
+    lose them."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "metaflow.cli":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            load(module)
+            module.cli.add_command(publish_command)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def main(argv: list[str]) -> None:
+    """Run ``argv[0]`` (the flow file) as ``__main__`` with the rest as its command line."""
+    flow_file = argv[0]
+    sys.argv = [flow_file, *argv[1:]]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(flow_file)))
+    sys.meta_path.insert(0, _RegisterPublishCommand())
+    try:
+        runpy.run_path(flow_file, run_name="__main__")
+    finally:
+        # The collector's pass at exit would scan all of Metaflow's and boto3's objects only to
+        # free memory that exiting frees anyway (0.1-0.2 s, which the publisher waits for).
+        gc.freeze()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

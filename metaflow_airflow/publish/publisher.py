@@ -1,0 +1,186 @@
+"""Publish a flow: compile it, upload its code package, write its manifest.
+
+:func:`publish_flow` runs the flow file in a child process under Metaflow's own CLI (see
+``flow_process``), exactly as ``python flow.py ...`` would: that resolves decorators, configs
+and the datastore the Metaflow way, and keeps the user's module out of the caller's process.
+The child compiles and uploads; this process writes the manifest, having opened the store
+while the child started (the store client's import and first request overlap Metaflow's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from metaflow_airflow.errors import CompileError, PublishError, SigningKeyError, StoreError
+from metaflow_airflow.manifest.signing import load_signing_key, signature_path
+from metaflow_airflow.publish.support import refuse_unsupported_decorators
+
+if TYPE_CHECKING:
+    from metaflow_airflow.store.manifest_store import ManifestStore
+
+PUBLISH_COMMAND = "metaflow-airflow-publish"
+# The flow process reports what it is doing on stderr lines that start with this.
+PROGRESS_MARK = "::metaflow-airflow-progress:: "
+
+
+class CompileRequest(BaseModel):
+    """How to compile the flow: what the flow process gets, as JSON on its command line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    compute: Literal["kubernetes", "local"] = "kubernetes"
+    dag_id: str | None = None
+    image: str | None = None
+    tags: tuple[str, ...] = ()
+    max_workers: int | None = None
+    pool: str | None = None
+    is_paused_upon_creation: bool | None = None
+    authorize: str | None = None
+    generate_new_token: bool = False
+    allow_plaintext_env: bool = False  # accept @environment values that look like credentials
+
+
+class PublishRequest(CompileRequest):
+    """What ``metaflow-airflow publish`` was asked to do: how to compile, and where to."""
+
+    store: str
+    storage_options: dict[str, Any] = {}
+
+    def compile_request(self) -> CompileRequest:
+        """All but the store: its options may hold credentials, which stay in this process."""
+        return CompileRequest(**self.model_dump(exclude={"store", "storage_options"}))
+
+
+class PublishResult(BaseModel):
+    """What a publish produced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dag_id: str
+    manifest_url: str
+    signature_url: str | None = None  # set when a signing key is configured
+    flow_name: str
+    code_package_url: str
+    warnings: tuple[str, ...] = ()
+
+
+def publish_flow(
+    flow_file: str | os.PathLike[str],
+    request: PublishRequest,
+    *,
+    metaflow_options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PublishResult:
+    """Publish ``flow_file``; ``metaflow_options`` are top-level Metaflow options such as
+    ``--datastore=s3``; ``progress`` receives a line as each phase starts (compiling, packaging
+    and uploading, writing the manifest). Raises :class:`CompileError` or :class:`PublishError`
+    with one clear line.
+    """
+    flow_path = Path(flow_file).resolve()
+    if not flow_path.is_file():
+        raise PublishError(f"flow file not found: {flow_file}")
+    refuse_unsupported_decorators(flow_path)
+    try:
+        signing_key = load_signing_key()  # a misconfigured key fails before anything is uploaded
+    except SigningKeyError as exc:
+        raise PublishError(str(exc)) from exc
+    with tempfile.TemporaryDirectory(prefix="metaflow-airflow-") as tmp:
+        result_file = Path(tmp, "result.json")
+        argv = [
+            sys.executable,
+            "-m",
+            "metaflow_airflow.publish.flow_process",
+            str(flow_path),
+            "--quiet",
+            *metaflow_options,
+            PUBLISH_COMMAND,
+            "--request",
+            request.compile_request().model_dump_json(),
+            "--result",
+            str(result_file),
+        ]
+        with _flow_process(argv, flow_path.parent, env) as process:
+            store = _open_store(request, process)
+            returncode, stderr = _follow(process, progress)
+        outcome = json.loads(result_file.read_text()) if result_file.exists() else None
+    if outcome and "error" in outcome:
+        error_class = CompileError if outcome.get("kind") == "compile" else PublishError
+        raise error_class(outcome["error"])
+    if returncode != 0 or not outcome:
+        raise PublishError(f"{flow_path.name}: {_last_error_line(stderr)}")
+    from metaflow_airflow.manifest.models import CompileOutcome  # imported by then: _open_store imports the store
+
+    compiled = CompileOutcome.model_validate(outcome)
+    manifest = compiled.manifest
+    if progress is not None:
+        progress(f"writing manifest {store.manifest_url(manifest.dag_id)}...")
+    try:
+        url = store.write(manifest, signing_key)  # signed before that version is current
+    except StoreError as exc:
+        raise PublishError(str(exc)) from exc
+    return PublishResult(
+        dag_id=manifest.dag_id,
+        manifest_url=url,
+        signature_url=signature_path(url) if signing_key else None,
+        flow_name=manifest.flow_name,
+        code_package_url=manifest.code_package.url,
+        warnings=compiled.warnings,
+    )
+
+
+def _flow_process(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _open_store(request: PublishRequest, process: subprocess.Popen[str]) -> ManifestStore:
+    """The store, connected while the flow process starts; a store that cannot be opened
+    stops the flow process, before it uploads anything if it is still starting. The store's
+    client and the manifest models are imported here, after the flow process started."""
+    from metaflow_airflow.store.manifest_store import ManifestStore
+
+    try:
+        store = ManifestStore(request.store, request.storage_options)
+        store.connect()
+    except StoreError as exc:
+        process.kill()
+        raise PublishError(str(exc)) from exc
+    return store
+
+
+def _follow(
+    process: subprocess.Popen[str], progress: Callable[[str], None] | None
+) -> tuple[int, str]:
+    """Hand the flow process' progress lines on as they come (packaging and uploading can take
+    a while); returns its exit code and the rest of its stderr."""
+    assert process.stderr is not None
+    kept = []
+    for line in process.stderr:
+        if not line.startswith(PROGRESS_MARK):
+            kept.append(line)
+        elif progress is not None:
+            progress(line[len(PROGRESS_MARK):].rstrip("\n"))
+    return process.wait(), "".join(kept)
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "the flow process failed without a message"
