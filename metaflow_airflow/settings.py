@@ -1,22 +1,29 @@
-"""Settings read from the environment (prefix ``METAFLOW_AIRFLOW_``), once per process.
+"""Every setting of metaflow-airflow, read from the environment (prefix ``METAFLOW_AIRFLOW_``)
+here and nowhere else.
 
 A plain pydantic model filled from ``os.environ`` rather than pydantic-settings: every Airflow
-parse is a new process that reads these, and importing pydantic-settings costs ~130 ms of it.
+parse is a new process that reads these, and importing pydantic-settings is a noticeable part
+of a parse (docs/performance.md). Each field's description is what ``airflow config list``
+shows for it (the provider's ``[metaflow_airflow]`` section is derived from this class).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import typing
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ENV_PREFIX = "METAFLOW_AIRFLOW_"
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a setting: ``METAFLOW_AIRFLOW_<FIELD>``."""
+    return f"{ENV_PREFIX}{field.upper()}"
 
 
 def default_cache_dir() -> Path:
@@ -27,50 +34,78 @@ def default_cache_dir() -> Path:
 
 
 class Settings(BaseModel):
-    """Where manifests live and how the loader behaves (see docs/operations.md).
-
-    ``METAFLOW_AIRFLOW_STORE`` is the store URL (``file:///...``, ``s3://bucket/prefix``);
-    ``METAFLOW_AIRFLOW_STORAGE_OPTIONS`` a JSON object handed to fsspec;
-    ``METAFLOW_AIRFLOW_CONN_ID`` an Airflow connection whose credentials open the store;
-    ``METAFLOW_AIRFLOW_STRICT=true`` makes the loader raise instead of logging (for CI);
-    ``METAFLOW_AIRFLOW_REQUIRE_SIGNED=true`` builds only manifests signed with the signing key;
-    ``METAFLOW_AIRFLOW_CACHE_DIR`` where the last-known-good manifests are kept;
-    ``METAFLOW_AIRFLOW_STORE_TIMEOUT_SECONDS`` how long a parse waits for the store;
-    ``METAFLOW_AIRFLOW_CACHE_FRESH_SECONDS`` how old a cached manifest may be for a task's parse
-    to use it without asking the store;
-    ``METAFLOW_AIRFLOW_LOCAL_PYTHON`` the interpreter that runs steps with local compute
-    (default: the worker's own).
-    """
+    """Where manifests live and how the loader behaves (see docs/operations.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    store: str | None = None
-    storage_options: dict[str, Any] = {}
-    conn_id: str | None = None
-    strict: bool = False
-    require_signed: bool = False
-    cache_dir: Path = Field(default_factory=default_cache_dir)
-    store_timeout_seconds: float = Field(default=10.0, gt=0)
-    cache_fresh_seconds: float = Field(default=60.0, ge=0)
-    local_python: str | None = None
+    store: str | None = Field(
+        default=None, description="The store URL (file:///..., s3://bucket/prefix, az://, gs://)."
+    )
+    storage_options: dict[str, Any] = Field(
+        default={}, description="A JSON object handed to fsspec when the store is opened."
+    )
+    conn_id: str | None = Field(
+        default=None, description="An Airflow connection whose credentials open the store."
+    )
+    strict: bool = Field(
+        default=False, description="Make the loader raise instead of logging (for CI)."
+    )
+    require_signed: bool = Field(
+        default=False, description="Build only manifests signed with the signing key."
+    )
+    signing_key: SecretStr | None = Field(
+        default=None, description="The manifest signing key itself (at least 32 bytes)."
+    )
+    signing_key_file: Path | None = Field(
+        default=None, description="A file holding the manifest signing key."
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Where the last-known-good manifests are kept.",
+    )
+    store_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long a parse waits for the store."
+    )
+    cache_fresh_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How old a cached manifest may be for a task's parse to use it without "
+        "asking the store.",
+    )
+    local_python: str | None = Field(
+        default=None,
+        description="The interpreter that runs steps with local compute (default: the "
+        "worker's own).",
+    )
+    ui_url: str | None = Field(
+        default=None,
+        description="Metaflow UI base URL: every Metaflow task gets a 'Metaflow UI' link to "
+        "its pathspec. Also read from Airflow's configuration ([metaflow_airflow] ui_url).",
+    )
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        """From the environment, objects are JSON text ("" = empty)."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value or "{}")
+            except ValueError as exc:
+                raise ValueError(f"not JSON: {exc}") from exc
+        return value
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Each field from ``METAFLOW_AIRFLOW_<FIELD>`` where set; objects are JSON text."""
+        """Each field from ``METAFLOW_AIRFLOW_<FIELD>`` where set."""
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, field in cls.model_fields.items():
-            text = environ.get(f"{ENV_PREFIX}{name.upper()}")
-            if text is not None:
-                values[name] = json.loads(text or "{}") if _is_object(field.annotation) else text
+        values = {
+            name: environ[env_var(name)] for name in cls.model_fields if env_var(name) in environ
+        }
         return cls.model_validate(values)
-
-
-def _is_object(annotation: Any) -> bool:
-    return annotation is dict or typing.get_origin(annotation) is dict
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings; tests build ``Settings(...)`` directly instead."""
+    """The process-wide settings of a parse or a task; tests build ``Settings(...)`` directly,
+    and the commands read ``Settings.from_environment()`` when they run."""
     return Settings.from_environment()

@@ -72,7 +72,9 @@ def _publish() -> None:
 
 
 def _run_all() -> bool:
-    from metaflow_airflow.airflow.compat import dag_bag_class, run_dag, run_state
+    sys.path.insert(0, str(ROOT / "tests"))  # the in-process runner the tests use (dag.test())
+    from airflow_harness import dag_bag_class, run_dag, run_state
+
     from metaflow_airflow.runtime.ids import metaflow_run_id
 
     bag = dag_bag_class()(dag_folder=str(AIRFLOW_HOME / "dags"))

@@ -40,6 +40,12 @@ os.environ.pop("METAFLOW_AIRFLOW_STORE", None)
 METAFLOW_SYSROOT.mkdir(parents=True, exist_ok=True)
 
 
+def env_with_tests_on_path() -> dict[str, str]:
+    """This process's environment for a Python subprocess that imports the tests' helpers."""
+    path = [str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
 def flow_path(flow: str | Path) -> Path:
     """A flow by file name: tests/flows/ first, then examples/."""
     path = Path(flow)
@@ -107,7 +113,7 @@ def dagbag_parser() -> Iterator[Callable[..., Any]]:
     saved = {name: os.environ.get(name) for name in names}
 
     def parse(store: str, storage_options: Mapping[str, Any] | None = None):
-        from metaflow_airflow.airflow.compat import dag_bag_class
+        from airflow_harness import dag_bag_class
 
         dags = AIRFLOW_HOME / "dags"
         shutil.copy(REPO / "dags_loader.py", dags / "dags_loader.py")

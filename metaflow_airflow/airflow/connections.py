@@ -15,14 +15,7 @@ from airflow.exceptions import AirflowNotFoundException
 
 from metaflow_airflow.airflow.compat import object_storage_path
 from metaflow_airflow.errors import StoreError
-
-# adlfs serves az:// and abfs:// alike, but the Azure provider registers only abfs.
-SCHEME_ALIASES = {"az": "abfs"}
-PROVIDERS = {
-    "s3": "apache-airflow-providers-amazon",
-    "abfs": "apache-airflow-providers-microsoft-azure",
-    "gs": "apache-airflow-providers-google",
-}
+from metaflow_airflow.store.clouds.registry import cloud_for_protocol
 
 
 def storage_options_from_connection(conn_id: str, protocol: str) -> dict[str, Any]:
@@ -32,7 +25,8 @@ def storage_options_from_connection(conn_id: str, protocol: str) -> dict[str, An
     The values may be live objects (an S3 session), so use them in this process only. Raises
     :class:`StoreError` when no installed provider handles ``protocol`` or the connection is
     not defined (the Amazon provider instead falls back to boto3's default credentials)."""
-    scheme = SCHEME_ALIASES.get(protocol, protocol)
+    cloud = cloud_for_protocol(protocol)
+    scheme = cloud.connection_scheme or protocol
     try:
         fs = object_storage_path(f"{scheme}://", conn_id).fs
     except ValueError as exc:
@@ -40,7 +34,7 @@ def storage_options_from_connection(conn_id: str, protocol: str) -> dict[str, An
             raise StoreError(
                 f"Airflow connection {conn_id!r} cannot open {protocol}:// stores: {exc}"
             ) from exc
-        provider = PROVIDERS.get(scheme, f"an Airflow provider for {scheme}://")
+        provider = cloud.airflow_provider or f"an Airflow provider for {scheme}://"
         raise StoreError(
             f"Airflow connection {conn_id!r} cannot open {protocol}:// stores: no installed "
             f"provider registers {scheme}:// (install {provider})"

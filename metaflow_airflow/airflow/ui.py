@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -22,16 +21,14 @@ from urllib.parse import quote
 import attrs
 
 from metaflow_airflow.airflow.compat import BaseOperatorLink, XCom, airflow_config_option
-from metaflow_airflow.manifest.models import FlowManifest, StepSpec, triggers_summary
 from metaflow_airflow.airflow.provider import CONFIG_SECTION
+from metaflow_airflow.manifest.models import FlowManifest, StepSpec, triggers_summary
 from metaflow_airflow.runtime.invocation import StepInvocation
+from metaflow_airflow.settings import Settings
 
 LINK_NAME = "Metaflow UI"
 RUN_ID_XCOM_KEY = "metaflow_run_id"
 PATHSPEC_XCOM_KEY = "metaflow_pathspec"
-# The setting that names the Metaflow UI: an environment variable, or the `ui_url` option of
-# the [metaflow_airflow] section of Airflow's configuration (declared by our provider info).
-UI_URL_ENV = "METAFLOW_AIRFLOW_UI_URL"
 
 
 def record_metaflow_ids(context: Mapping[str, Any], invocation: StepInvocation) -> None:
@@ -43,8 +40,10 @@ def record_metaflow_ids(context: Mapping[str, Any], invocation: StepInvocation) 
 
 
 def metaflow_ui_base_url() -> str | None:
-    """The Metaflow UI's URL from the environment or Airflow's configuration; None if unset."""
-    return os.environ.get(UI_URL_ENV) or airflow_config_option(CONFIG_SECTION, "ui_url")
+    """The Metaflow UI's URL: the ``ui_url`` setting, else the option of the same name in the
+    ``[metaflow_airflow]`` section of Airflow's configuration; None if unset. Read when a link
+    is shown, not once per process: a webserver outlives changes to the environment."""
+    return Settings.from_environment().ui_url or airflow_config_option(CONFIG_SECTION, "ui_url")
 
 
 def metaflow_ui_url(base_url: str, pathspec: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from metaflow_airflow.store.manifest_store import ManifestStore
 from metaflow_airflow.cli.options import storage_options_option, store_option
+from metaflow_airflow.store.manifest_store import ManifestStore
 
 
 @click.command(name="history")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from metaflow_airflow.publish.publisher import PublishRequest, publish_flow
 from metaflow_airflow.cli.options import storage_options_option, store_option
+from metaflow_airflow.publish.publisher import PublishRequest, publish_flow
 
 
 @click.command(name="publish")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from metaflow_airflow.store.manifest_store import ManifestStore
 from metaflow_airflow.cli.options import storage_options_option, store_option
+from metaflow_airflow.store.manifest_store import ManifestStore
 
 
 @click.command(name="render")
@@ -22,7 +22,9 @@ def render_command(dag_id: str, store: str, storage_options: dict) -> None:
       metaflow-airflow render ForeachFlow --store s3://bucket/flows
       AIRFLOW_HOME=/tmp/af metaflow-airflow render nightly.prod.TrainFlow
     """
-    from metaflow_airflow.airflow.dag.factory import build_dag  # imports Airflow: only this command needs it
+    from metaflow_airflow.airflow.dag.factory import (
+        build_dag,  # imports Airflow: only this command needs it
+    )
     from metaflow_airflow.airflow.dag.tree import dag_tree
 
     manifests = ManifestStore(store, storage_options)

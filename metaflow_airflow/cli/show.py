@@ -6,9 +6,9 @@ import json
 
 import click
 
+from metaflow_airflow.cli.options import storage_options_option, store_option
 from metaflow_airflow.manifest.models import FlowManifest, triggers_summary
 from metaflow_airflow.store.manifest_store import ManifestStore
-from metaflow_airflow.cli.options import storage_options_option, store_option
 
 
 @click.command(name="show")

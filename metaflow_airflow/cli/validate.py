@@ -7,17 +7,19 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from metaflow_airflow.cli.options import settings_default, storage_options_option
 from metaflow_airflow.errors import ManifestError, MetaflowAirflowError
-from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX, load_signing_key, verify
-from metaflow_airflow.store.manifest_store import ManifestStore, parse_manifest
-from metaflow_airflow.cli.options import storage_options_option
+from metaflow_airflow.manifest.accept import accept_manifest
+from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX, SignatureCheck, signature_check
+from metaflow_airflow.settings import Settings
+from metaflow_airflow.store.manifest_store import ManifestStore
 
 
 @click.command(name="validate")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--store",
-    envvar="METAFLOW_AIRFLOW_STORE",
+    default=settings_default("store"),
     metavar="URL",
     help="Check every current manifest of this store. Default, when no FILE is given: "
     "$METAFLOW_AIRFLOW_STORE.",
@@ -47,9 +49,7 @@ def validate_command(
     """
     if files and ctx.get_parameter_source("store") is ParameterSource.COMMANDLINE:
         raise click.UsageError("give --store or FILE arguments, not both")
-    key = load_signing_key() if require_signed else None
-    if require_signed and key is None:
-        raise click.UsageError("--require-signed needs $METAFLOW_AIRFLOW_SIGNING_KEY(_FILE)")
+    signatures = _signature_check() if require_signed else None
     if files:
         documents = {
             path: (Path(path).read_bytes(), _optional_bytes(Path(path + SIGNATURE_SUFFIX)), None)
@@ -62,11 +62,9 @@ def validate_command(
     invalid = 0
     for url, (data, signature, dag_id) in documents.items():
         try:
-            if isinstance(data, Exception):
-                raise ManifestError(url, f"cannot be read: {data}")
-            if key is not None:
-                verify(data, signature, key, url=url)
-            manifest = parse_manifest(data, url, dag_id)
+            manifest = accept_manifest(
+                data, url, dag_id, signature=signature, signatures=signatures
+            )
         except ManifestError as exc:
             invalid += 1
             click.echo(f"invalid\t{exc}", err=True)
@@ -91,6 +89,15 @@ def _store_documents(store: ManifestStore, signatures: bool) -> dict[str, Docume
         signature = signature if isinstance(signature, bytes) else None
         documents[store.manifest_url(dag_id)] = (blobs[dag_id], signature, dag_id)
     return documents
+
+
+def _signature_check() -> SignatureCheck:
+    """The loader's check under ``require_signed``; a key that is missing or unusable is a
+    usage error here rather than a refusal of every manifest."""
+    signatures = signature_check(Settings.from_environment())
+    if signatures.key is None:
+        raise click.UsageError(signatures.problem)
+    return signatures
 
 
 def _optional_bytes(path: Path) -> bytes | None:

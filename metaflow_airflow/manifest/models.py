@@ -13,15 +13,23 @@ from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Literal, Protocol, Union
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import Field, JsonValue, model_validator
+
+from metaflow_airflow.manifest.base import (
+    DAG_ID_PATTERN,
+    ENV_NAME_PATTERN,
+    PARAMETER_NAME_PATTERN,
+    STEP_NAME_PATTERN,
+    ManifestModel,
+)
+from metaflow_airflow.manifest.events import (
+    FLOW_ASSET_URI_PATTERN,
+    Sensor,
+    Trigger,
+    flow_asset_uri,
+)
 
 SCHEMA_VERSION = 1
-
-# What Airflow accepts as a DAG id (airflow.utils.helpers.KEY_REGEX) and a bounded length.
-DAG_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,200}$"
-# Metaflow step names are Python identifiers.
-STEP_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,199}$"
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,254}$"
 
 StepType = Literal["start", "linear", "split", "split-switch", "join", "foreach", "end"]
 ParameterType = Literal["str", "int", "float", "bool", "json"]
@@ -29,14 +37,10 @@ StepName = Annotated[str, Field(pattern=STEP_NAME_PATTERN)]
 EnvMap = dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], str]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ParameterSpec(_Model):
+class ParameterSpec(ManifestModel):
     """A Metaflow ``Parameter``; becomes an Airflow ``Param`` of the matching JSON type."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,200}$")]
+    name: Annotated[str, Field(pattern=PARAMETER_NAME_PATTERN)]
     type: ParameterType
     default: JsonValue = None
     required: bool = False
@@ -48,7 +52,7 @@ class ParameterSpec(_Model):
         return "METAFLOW_INIT_" + self.name.upper().replace("-", "_")
 
 
-class Resources(_Model):
+class Resources(ManifestModel):
     """What one task of a step asks for (Metaflow's ``@resources`` / ``@kubernetes``)."""
 
     cpu: float = Field(default=1, gt=0)
@@ -57,14 +61,14 @@ class Resources(_Model):
     gpu: int = Field(default=0, ge=0)
 
 
-class Tmpfs(_Model):
+class Tmpfs(ManifestModel):
     """A memory-backed scratch volume (Metaflow's ``@kubernetes(use_tmpfs=True)``)."""
 
     size_mb: int = Field(gt=0)
     path: str = "/metaflow_temp"
 
 
-class PodSpec(_Model):
+class PodSpec(ManifestModel):
     """Kubernetes-only intent for one step (Metaflow's ``@kubernetes`` and its configuration)."""
 
     image: str | None = None
@@ -90,7 +94,7 @@ class PodSpec(_Model):
     gpu_vendor: str = "nvidia"
 
 
-class StepSpec(_Model):
+class StepSpec(ManifestModel):
     """One Metaflow step and its place in the graph."""
 
     name: StepName
@@ -119,7 +123,7 @@ class StepSpec(_Model):
     env: EnvMap = {}
 
 
-class ContainerScript(_Model):
+class ContainerScript(ManifestModel):
     """Shell that Metaflow renders at publish time to run a task inside a container.
 
     Empty for the local datastore, which a container cannot reach.
@@ -139,7 +143,7 @@ class ContainerScript(_Model):
     save_logs: str = Field(default="", description="Uploads the captured logs at the end.")
 
 
-class CodePackage(_Model):
+class CodePackage(ManifestModel):
     """The code package Metaflow uploaded to the flow's datastore."""
 
     url: str
@@ -153,7 +157,7 @@ class CodePackage(_Model):
     container: ContainerScript = ContainerScript()
 
 
-class MetaflowRuntime(_Model):
+class MetaflowRuntime(ManifestModel):
     """How a task process must invoke Metaflow to join the published flow's runs."""
 
     version: str
@@ -169,13 +173,13 @@ class MetaflowRuntime(_Model):
     user: str
 
 
-class LocalCompute(_Model):
+class LocalCompute(ManifestModel):
     """Steps run as processes on the Airflow worker (a laptop, a VM, CI)."""
 
     kind: Literal["local"] = "local"
 
 
-class KubernetesCompute(_Model):
+class KubernetesCompute(ManifestModel):
     """Steps run as Kubernetes pods through KubernetesPodOperator (see each step's ``pod``)."""
 
     kind: Literal["kubernetes"] = "kubernetes"
@@ -187,56 +191,15 @@ class KubernetesCompute(_Model):
 Compute = Annotated[Union[LocalCompute, KubernetesCompute], Field(discriminator="kind")]
 
 
-class ScheduleSpec(_Model):
+class ScheduleSpec(ManifestModel):
     """When Airflow starts runs (Metaflow's ``@schedule``)."""
 
     cron: str = Field(description="Five-field cron, as Airflow reads it.")
     timezone: str | None = Field(default=None, description="IANA name; UTC when absent.")
 
 
-class ExternalTaskSensorSpec(_Model):
-    """Metaflow's ``@airflow_external_task_sensor``: wait for another DAG (or its tasks)."""
 
-    kind: Literal["external_task"] = "external_task"
-    task_id: str
-    external_dag_id: str
-    external_task_ids: tuple[str, ...] | None = None
-    allowed_states: tuple[str, ...] = ("success",)
-    failed_states: tuple[str, ...] | None = None
-    execution_delta_seconds: float | None = None
-    check_existence: bool = True
-    timeout: float = 3600
-    poke_interval: float = 60
-    mode: Literal["poke", "reschedule"] = "reschedule"
-    exponential_backoff: bool = True
-    pool: str | None = None
-    soft_fail: bool = False
-    doc: str | None = None
-
-
-class S3KeySensorSpec(_Model):
-    """Metaflow's ``@airflow_s3_key_sensor``: wait for an S3 key."""
-
-    kind: Literal["s3_key"] = "s3_key"
-    task_id: str
-    bucket_key: str | tuple[str, ...]
-    bucket_name: str | None = None
-    wildcard_match: bool = False
-    aws_conn_id: str | None = None
-    verify: bool | str | None = None
-    timeout: float = 3600
-    poke_interval: float = 60
-    mode: Literal["poke", "reschedule"] = "reschedule"
-    exponential_backoff: bool = True
-    pool: str | None = None
-    soft_fail: bool = False
-    doc: str | None = None
-
-
-Sensor = Annotated[Union[ExternalTaskSensorSpec, S3KeySensorSpec], Field(discriminator="kind")]
-
-
-class DeploymentSpec(_Model):
+class DeploymentSpec(ManifestModel):
     """How the DAG runs in Airflow: set by ``publish`` options."""
 
     max_workers: int | None = Field(
@@ -246,7 +209,7 @@ class DeploymentSpec(_Model):
     is_paused_upon_creation: bool | None = None
 
 
-class ProjectSpec(_Model):
+class ProjectSpec(ManifestModel):
     """Metaflow's ``@project``: the DAG id is ``project.branch.Flow``, as Metaflow names it."""
 
     name: str
@@ -260,78 +223,8 @@ class ProjectSpec(_Model):
 #                             (``project.branch.Flow`` under @project, else ``Flow``);
 #   x-metaflow://events/<name>  the event ``name`` of ``@trigger``: any Airflow task with this
 #                             Asset as an outlet emits it.
-# The scheme starts with ``x-``, Airflow's mark of a custom scheme: any other scheme makes the
-# first Asset of a parse load every provider's asset URI handlers (boto3 and more, about 0.3 s).
-FLOW_ASSET_PREFIX = "x-metaflow://flows/"
-EVENT_ASSET_PREFIX = "x-metaflow://events/"
-# Characters of a flow or event name in an asset URI: Metaflow's event names (letters, digits,
-# '_', '.', '-'), project branches (``user.<name>``: '@' and '+' appear in user names).
-ASSET_NAME_PATTERN = r"^[A-Za-z0-9_.\-@+]{1,250}$"
-PARAMETER_NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,200}$"
-# An event payload field Metaflow lets a Parameter take its value from.
-PAYLOAD_FIELD_PATTERN = r"^[A-Za-z0-9_\-]{1,200}$"
 
-
-def flow_asset_uri(qualified_flow_name: str) -> str:
-    """The Asset a flow's successful runs emit: ``x-metaflow://flows/<project.branch.Flow>``."""
-    return FLOW_ASSET_PREFIX + qualified_flow_name
-
-
-def event_asset_uri(event_name: str) -> str:
-    """The Asset that stands for the event ``event_name``: ``x-metaflow://events/<name>``."""
-    return EVENT_ASSET_PREFIX + event_name
-
-
-class FlowTrigger(_Model):
-    """Metaflow's ``@trigger_on_finish``: run after a successful run of another flow."""
-
-    kind: Literal["flow"] = "flow"
-    flow: Annotated[str, Field(pattern=ASSET_NAME_PATTERN)] = Field(
-        description="The upstream flow's project-qualified name (project.branch.Flow, or Flow)."
-    )
-    asset_uri: str = Field(description="x-metaflow://flows/<flow>: the Asset its end task emits.")
-
-    def describe(self) -> str:
-        """One phrase for people (``show``, the DAG's documentation)."""
-        return f"a successful run of {self.flow}"
-
-    @model_validator(mode="after")
-    def _check_uri(self) -> FlowTrigger:
-        if self.asset_uri != flow_asset_uri(self.flow):
-            raise ValueError(f"asset_uri must be {flow_asset_uri(self.flow)!r}")
-        return self
-
-
-class EventTrigger(_Model):
-    """Metaflow's ``@trigger``: run when an Airflow task emits the event's Asset."""
-
-    kind: Literal["event"] = "event"
-    event: Annotated[str, Field(pattern=ASSET_NAME_PATTERN)]
-    asset_uri: str = Field(description="x-metaflow://events/<event>: the Asset that triggers.")
-    parameters: dict[
-        Annotated[str, Field(pattern=PARAMETER_NAME_PATTERN)],
-        Annotated[str, Field(pattern=PAYLOAD_FIELD_PATTERN)],
-    ] = Field(
-        default={},
-        description="Parameter name → field of the event's payload (the asset event's extra).",
-    )
-
-    def describe(self) -> str:
-        """One phrase for people (``show``, the DAG's documentation)."""
-        mapped = ", ".join(f"{name} from {field}" for name, field in self.parameters.items())
-        return f"event {self.event}" + (f" ({mapped})" if mapped else "")
-
-    @model_validator(mode="after")
-    def _check_uri(self) -> EventTrigger:
-        if self.asset_uri != event_asset_uri(self.event):
-            raise ValueError(f"asset_uri must be {event_asset_uri(self.event)!r}")
-        return self
-
-
-Trigger = Annotated[Union[FlowTrigger, EventTrigger], Field(discriminator="kind")]
-
-
-class FlowManifest(_Model):
+class FlowManifest(ManifestModel):
     """Everything the Airflow side needs to build and run one published flow."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -358,7 +251,7 @@ class FlowManifest(_Model):
     )
     asset_uri: str | None = Field(
         default=None,
-        pattern=r"^x-metaflow://flows/[A-Za-z0-9_.\-@+]{1,250}$",
+        pattern=FLOW_ASSET_URI_PATTERN,
         description="The Asset the end task emits when a run succeeds (x-metaflow://flows/"
         "<project-qualified flow name>); null: derived from project and flow_name.",
     )
@@ -435,7 +328,7 @@ def manifest_json_schema() -> dict:
     return FlowManifest.model_json_schema()
 
 
-class CompileOutcome(_Model):
+class CompileOutcome(ManifestModel):
     """What the publish's flow process hands back: the manifest to write, and warnings for the
     user."""
 

@@ -13,9 +13,11 @@ The stable API, for the store and the loader:
 - :func:`signature_path` — where the signature of a manifest lives (path or URL + ``.sig``).
 - :func:`sign` / :func:`verify` — ``verify`` raises :class:`~.errors.SignatureError` (a
   :class:`~.errors.ManifestError` naming the manifest URL) for unsigned, wrong-key or altered data.
-- :func:`load_signing_key` — the key from ``METAFLOW_AIRFLOW_SIGNING_KEY`` (the key text itself),
-  ``METAFLOW_AIRFLOW_SIGNING_KEY_FILE`` (a file holding it), or a :class:`KeySource` such as a
-  secrets-backend lookup; ``None`` when none is configured.
+- :func:`load_signing_key` — the key from the settings ``signing_key`` (the key text itself,
+  ``METAFLOW_AIRFLOW_SIGNING_KEY``) or ``signing_key_file`` (a file holding it,
+  ``METAFLOW_AIRFLOW_SIGNING_KEY_FILE``), or a :class:`KeySource` such as a secrets-backend
+  lookup; ``None`` when none is configured.
+- :func:`signature_check` — what checks signatures for a reader that requires them.
 
 A store that versions manifests writes each immutable version's signature before it moves the
 current pointer, so that a reader never sees a new manifest beside an old signature.
@@ -25,14 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Protocol
 
 from metaflow_airflow.errors import SignatureError, SigningKeyError
+from metaflow_airflow.settings import Settings, env_var
 
-KEY_ENV = "METAFLOW_AIRFLOW_SIGNING_KEY"
-KEY_FILE_ENV = "METAFLOW_AIRFLOW_SIGNING_KEY_FILE"
+KEY_ENV = env_var("signing_key")
+KEY_FILE_ENV = env_var("signing_key_file")
 SIGNATURE_SUFFIX = ".sig"
 ALGORITHM = "hmac-sha256"
 # HMAC-SHA256 is as strong as its key: refuse keys shorter than the hash.
@@ -71,20 +73,25 @@ def verify(
         )
 
 
-def load_signing_key(source: KeySource | None = None) -> bytes | None:
-    """The signing key from ``source`` if given, else from the environment; ``None`` if unset.
+def load_signing_key(
+    source: KeySource | None = None, settings: Settings | None = None
+) -> bytes | None:
+    """The signing key from ``source`` if given, else from ``settings`` (by default the
+    environment's now); ``None`` if unset.
 
-    Raises :class:`SigningKeyError` when both variables are set, the file is unreadable, or the
+    Raises :class:`SigningKeyError` when both settings are set, the file is unreadable, or the
     key is shorter than 32 bytes."""
     if source is not None:
         key, origin = source(), "the key source"
     else:
-        text, path = os.environ.get(KEY_ENV), os.environ.get(KEY_FILE_ENV)
+        settings = settings or Settings.from_environment()
+        secret, path = settings.signing_key, settings.signing_key_file
+        text = secret.get_secret_value() if secret else ""
         if text and path:
             raise SigningKeyError(f"set either {KEY_ENV} or {KEY_FILE_ENV}, not both")
         if path:
             try:
-                key, origin = Path(path).read_bytes().strip(), path
+                key, origin = path.read_bytes().strip(), str(path)
             except OSError as exc:
                 raise SigningKeyError(f"cannot read the signing key from {path}: {exc}") from exc
         else:
@@ -96,3 +103,27 @@ def load_signing_key(source: KeySource | None = None) -> bytes | None:
         )
     return key
 
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """How a reader that requires signatures checks them: with ``key``, or, when the key is
+    missing or unusable, by refusing every manifest with ``problem``."""
+
+    key: bytes | None
+    problem: str = ""
+
+
+def signature_check(settings: Settings) -> SignatureCheck:
+    """The check of a reader that requires signatures, under ``settings``."""
+    try:
+        key = load_signing_key(settings=settings)
+    except SigningKeyError as exc:
+        return SignatureCheck(None, f"require_signed: {exc}")
+    if key is None:
+        return SignatureCheck(
+            None,
+            "require_signed is set but no signing key is configured "
+            f"({KEY_ENV} or {KEY_FILE_ENV})",
+        )
+    return SignatureCheck(key)

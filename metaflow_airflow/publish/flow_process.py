@@ -32,19 +32,9 @@ from metaflow.plugins.airflow.airflow_cli import resolve_dag_name, resolve_token
 from metaflow.plugins.aws.step_functions.production_token import _path as production_token_path
 from metaflow.util import dict_to_cli_options, get_username
 
-from metaflow_airflow.publish.compiler import (
-    compile_finish_asset,
-    compile_parameters,
-    compile_schedule,
-    compile_sensors,
-    compile_steps,
-    compile_triggers,
-    refuse_unsupported_flow_decorators,
-)
 from metaflow_airflow.errors import CompileError, MetaflowAirflowError
-from metaflow_airflow.store.locking import folder_lock
+from metaflow_airflow.manifest.base import DAG_ID_PATTERN
 from metaflow_airflow.manifest.models import (
-    DAG_ID_PATTERN,
     CodePackage,
     CompileOutcome,
     ContainerScript,
@@ -55,8 +45,19 @@ from metaflow_airflow.manifest.models import (
     MetaflowRuntime,
     ProjectSpec,
 )
+from metaflow_airflow.publish.flow_decorators import (
+    compile_finish_asset,
+    compile_schedule,
+    compile_sensors,
+    compile_triggers,
+    refuse_unsupported_flow_decorators,
+)
+from metaflow_airflow.publish.parameters import compile_parameters
 from metaflow_airflow.publish.publisher import PROGRESS_MARK, PUBLISH_COMMAND, CompileRequest
 from metaflow_airflow.publish.secrets_check import refuse_plaintext_secrets
+from metaflow_airflow.publish.steps import compile_steps
+from metaflow_airflow.store.clouds.registry import cloud_for_datastore
+from metaflow_airflow.store.locking import folder_lock
 
 _EXTRACT_ROOT = "{root}"
 
@@ -258,24 +259,8 @@ def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, s
     env: dict[str, Any] = {
         "METAFLOW_DEFAULT_DATASTORE": datastore,
         "METAFLOW_DEFAULT_METADATA": metadata,
+        **cloud_for_datastore(datastore).task_config(root, c, os.environ),
     }
-    if datastore == "local":
-        env["METAFLOW_DATASTORE_SYSROOT_LOCAL"] = c.DATASTORE_SYSROOT_LOCAL or os.path.dirname(root)
-        # Unset, Metaflow keeps cards under the task's working folder, which local compute deletes.
-        env["METAFLOW_CARD_LOCALROOT"] = c.CARD_LOCALROOT or os.path.join(root, "mf.cards")
-    elif datastore == "s3":
-        env["METAFLOW_DATASTORE_SYSROOT_S3"] = root
-        env["METAFLOW_DATATOOLS_S3ROOT"] = c.DATATOOLS_S3ROOT
-        env["METAFLOW_S3_ENDPOINT_URL"] = c.S3_ENDPOINT_URL
-    elif datastore == "azure":
-        env["METAFLOW_DATASTORE_SYSROOT_AZURE"] = root
-        env["METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT"] = c.AZURE_STORAGE_BLOB_SERVICE_ENDPOINT
-        env["METAFLOW_DEFAULT_AZURE_CLIENT_PROVIDER"] = c.DEFAULT_AZURE_CLIENT_PROVIDER
-    elif datastore == "gs":
-        env["METAFLOW_DATASTORE_SYSROOT_GS"] = root
-        env["METAFLOW_DEFAULT_GCP_CLIENT_PROVIDER"] = c.DEFAULT_GCP_CLIENT_PROVIDER
-        # A GCS emulator (Google's clients read this variable), as S3 has its endpoint URL.
-        env["STORAGE_EMULATOR_HOST"] = os.environ.get("STORAGE_EMULATOR_HOST")
     if metadata == "service":
         env["METAFLOW_SERVICE_URL"] = c.SERVICE_INTERNAL_URL or c.SERVICE_URL
         env["METAFLOW_SERVICE_HEADERS"] = json.dumps(c.SERVICE_HEADERS or {})

@@ -118,7 +118,9 @@ def publish_flow(
         raise error_class(outcome["error"])
     if returncode != 0 or not outcome:
         raise PublishError(f"{flow_path.name}: {_last_error_line(stderr)}")
-    from metaflow_airflow.manifest.models import CompileOutcome  # imported by then: _open_store imports the store
+    from metaflow_airflow.manifest.models import (
+        CompileOutcome,  # imported by then: _open_store imports the store
+    )
 
     compiled = CompileOutcome.model_validate(outcome)
     manifest = compiled.manifest

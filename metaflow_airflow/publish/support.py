@@ -24,6 +24,12 @@ UNSUPPORTED_DECORATORS = {
     "nvidia": "@nvidia runs on DGX Cloud, not on Airflow; use @kubernetes(gpu=...)",
 }
 
+# Flow decorators whose behaviour Airflow does not give (yet), and why.
+UNSUPPORTED_FLOW_DECORATORS = {
+    "exit_hook": "exit hooks are not supported on Airflow yet; use an Airflow on_success/"
+    "on_failure callback, or a final step",
+}
+
 
 # CPython 3.11 (until a later bug-fix release) keeps the AST builder's recursion depth per
 # interpreter: when a garbage collection inside one parse runs Python code and another thread

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from metaflow_airflow.manifest.models import FlowManifest, ParameterSpec, StepSpec
 from metaflow_airflow.runtime.ids import (
     PARAMETERS_STEP,
     join_input_paths,
@@ -21,7 +22,6 @@ from metaflow_airflow.runtime.ids import (
     metaflow_task_id,
     parameters_task_id,
 )
-from metaflow_airflow.manifest.models import FlowManifest, ParameterSpec, StepSpec
 
 START_STEP = "start"  # Metaflow's entry step; its type is that of its transition (e.g. foreach)
 # What a foreach or a conditional step hands back after it ran (see command.RESULT_SCRIPT).

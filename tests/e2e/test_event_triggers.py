@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_harness import run_dag, run_state
 from helpers import AIRFLOW_HOME, user_artifacts
 
-from metaflow_airflow.airflow.compat import AIRFLOW_V_3_0_PLUS, run_dag, run_state
+from metaflow_airflow.airflow.compat import AIRFLOW_V_3_0_PLUS
 from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(600)

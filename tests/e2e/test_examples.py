@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow_harness import run_dag, run_state
 from helpers import run_locally, user_artifacts
 
-from metaflow_airflow.airflow.compat import run_dag, run_state
 from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)

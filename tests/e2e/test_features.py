@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
+from airflow_harness import run_dag, run_state
 from helpers import dagbag_parser, flow_path, publisher, user_artifacts
 from test_examples import run_on_airflow
 
-from metaflow_airflow.airflow.compat import run_dag, run_state
 from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)

@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from airflow_harness import run_dag, run_state
 from helpers import SESSION_DIR, flow_path
 
 from metaflow_airflow import ManifestStore
-from metaflow_airflow.airflow.compat import run_dag, run_state
 from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)

@@ -4,17 +4,11 @@ and a "Metaflow UI" link to that pathspec, foreach body tasks included; the plug
 from __future__ import annotations
 
 import pytest
+from airflow_harness import extra_link_url, loaded_plugin_names, run_dag, run_state, stored_xcom
 
-from metaflow_airflow.airflow.compat import (
-    extra_link_url,
-    loaded_plugin_names,
-    run_dag,
-    run_state,
-    stored_xcom,
-)
-from metaflow_airflow.runtime.ids import metaflow_run_id
 from metaflow_airflow.airflow.plugin import PLUGIN_NAME
 from metaflow_airflow.airflow.ui import LINK_NAME, PATHSPEC_XCOM_KEY, RUN_ID_XCOM_KEY
+from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,11 +1,20 @@
-"""The two worlds meet only in the manifest: the publish side and the shared modules never
-import Airflow, the Airflow side never imports Metaflow; and the public API is what we document.
+"""The two worlds meet only in the shared core, and the folders say which is which:
 
-Imports are checked in fresh interpreters, since this test process may have imported anything.
+- ``publish/`` imports Metaflow, never Airflow nor ``airflow/``;
+- ``airflow/`` imports Airflow, never Metaflow nor ``publish/``;
+- the core (``manifest/``, ``store/``, ``runtime/``, ``errors``, ``settings``) imports neither
+  world, nor either side's package;
+- ``cli/`` and ``mwaa/`` import both sides' packages only inside the commands that need them.
+
+Checked twice: every import statement of every module of a folder, wherever it stands (a lazy
+import inside a function counts), and what importing every module of a folder loads, in a
+fresh interpreter (what a module's imports import counts). And the public API is what we
+document.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -14,29 +23,29 @@ import types
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 from manifests import FOREACH_STEPS, make_manifest
 
 import metaflow_airflow
 from metaflow_airflow import ManifestStore, errors
 
-SHARED_MODULES = [
-    "metaflow_airflow",
-    "metaflow_airflow.manifest.models",
-    "metaflow_airflow.store.manifest_store",
-    "metaflow_airflow.publish.publisher",
-    "metaflow_airflow.airflow.provider",  # Airflow loads it for every CLI command
-    "metaflow_airflow.mwaa.bundle",
-    "metaflow_airflow.cli",
-]
-AIRFLOW_SIDE_MODULES = [
-    "metaflow_airflow.airflow.loader.parse",
-    "metaflow_airflow.airflow.dag.factory",
-    "metaflow_airflow.airflow.compute.local",
-    "metaflow_airflow.airflow.compute.kubernetes",
-    "metaflow_airflow.airflow.ui",
-    "metaflow_airflow.airflow.plugin",
-    "metaflow_airflow.airflow.dag.tree",
-]
+PACKAGE = REPO / "metaflow_airflow"
+CORE = ["manifest", "store", "runtime", "errors.py", "settings.py"]
+# Folder (or module) of the package -> what no import statement in it may name: a top-level
+# package, or a subpackage of ours.
+FORBIDDEN = {
+    "publish": {"airflow", "metaflow_airflow.airflow"},
+    "airflow": {"metaflow", "metaflow_airflow.publish"},
+    **{part: {"airflow", "metaflow", "metaflow_airflow.airflow", "metaflow_airflow.publish"}
+       for part in CORE},
+}
+# The same at run time, over a folder's modules and everything they import.
+LOADED = {
+    "publish": {"airflow"},
+    "airflow": {"metaflow", "metaflow_airflow.publish"},
+    "core": {"airflow", "metaflow", "metaflow_airflow.airflow", "metaflow_airflow.publish"},
+    "cli": {"airflow", "metaflow", "metaflow_airflow.airflow", "metaflow_airflow.publish.flow_process"},
+}
 # The package docstring's public API.
 DOCUMENTED_API = {
     "load_dags",
@@ -52,6 +61,67 @@ DOCUMENTED_API = {
     "ManifestError",
     "__version__",
 }
+
+
+def module_files(part: str) -> list[Path]:
+    path = PACKAGE / part
+    return [path] if path.suffix == ".py" else sorted(path.rglob("*.py"))
+
+
+def module_name(file: Path) -> str:
+    parts = file.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(file: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import statement of ``file``, relative ones resolved."""
+    names = []
+    package = module_name(file) if file.name == "__init__.py" else module_name(file).rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level > 1:
+                base = base[: len(base) - node.level + 1]
+            module = ".".join([*base, node.module or ""]) if node.level else node.module or ""
+            names.append((node.lineno, module.rstrip(".")))
+    return names
+
+
+def names_one_of(module: str, forbidden: set[str]) -> bool:
+    return any(module == f or module.startswith(f + ".") for f in forbidden)
+
+
+def forbidden_imports(part: str) -> list[str]:
+    return [
+        f"{file.relative_to(REPO)}:{line}: {module}"
+        for file in module_files(part)
+        for line, module in imported_names(file)
+        if names_one_of(module, FORBIDDEN[part])
+    ]
+
+
+@pytest.mark.parametrize("part", sorted(FORBIDDEN))
+def test_no_module_of_a_folder_imports_the_world_it_must_not(part: str):
+    assert module_files(part), f"metaflow_airflow/{part} is gone: update the boundary"
+    assert forbidden_imports(part) == []
+
+
+def test_the_check_sees_a_lazy_import_of_the_wrong_world(tmp_path: Path, monkeypatch):
+    """The check itself: an import of Airflow inside a publish-side function is found."""
+    module = tmp_path / "metaflow_airflow" / "publish" / "sneaky.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("def f():\n    from airflow.models import DAG\n    return DAG\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "metaflow_airflow")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert forbidden_imports("publish") == ["metaflow_airflow/publish/sneaky.py:2: airflow.models"]
+
+
+def test_every_folder_of_the_package_is_in_a_world():
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    modules = {p.name for p in PACKAGE.glob("*.py")}
+    assert folders | modules == {*FORBIDDEN, "cli", "mwaa", "__init__.py"}
 
 
 def imported_modules(modules: list[str], env: dict[str, str]) -> set[str]:
@@ -74,14 +144,31 @@ def imported_modules(modules: list[str], env: dict[str, str]) -> set[str]:
     return set(json.loads(completed.stdout.strip().splitlines()[-1]))
 
 
-def imported_top_level_packages(modules: list[str], env: dict[str, str]) -> set[str]:
-    return {name.split(".")[0] for name in imported_modules(modules, env)}
+def world_modules(world: str) -> list[str]:
+    parts = CORE if world == "core" else [world]
+    return [module_name(file) for part in parts for file in module_files(part)]
 
 
-def test_shared_modules_import_neither_airflow_nor_metaflow():
-    loaded = imported_top_level_packages(SHARED_MODULES, dict(os.environ))
-    assert "metaflow_airflow" in loaded
-    assert not {"airflow", "metaflow"} & loaded
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("world", sorted(LOADED))
+def test_importing_a_whole_world_loads_nothing_of_the_other(world: str, tmp_path: Path):
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    modules = world_modules(world)
+    loaded = imported_modules(modules, env)
+    assert set(modules) <= loaded  # the modules really were imported
+    assert sorted(m for m in loaded if names_one_of(m, LOADED[world])) == []
+
+
+def test_the_package_and_the_provider_import_neither_world():
+    """Airflow loads the provider for every CLI command; the package's API is lazy."""
+    loaded = imported_modules(
+        ["metaflow_airflow", "metaflow_airflow.airflow.provider"], dict(os.environ)
+    )
+    assert not {name.split(".")[0] for name in loaded} & {"airflow", "metaflow"}
 
 
 def test_publish_command_starts_the_flow_process_before_the_heavy_imports():
@@ -91,18 +178,6 @@ def test_publish_command_starts_the_flow_process_before_the_heavy_imports():
     loaded = imported_modules(publish, dict(os.environ))
     assert "metaflow_airflow.publish.publisher" in loaded
     assert not {"fsspec", "metaflow_airflow.manifest.models", "metaflow_airflow.store.manifest_store"} & loaded
-
-
-@pytest.mark.timeout(300)
-def test_airflow_side_never_imports_metaflow(tmp_path: Path):
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    loaded = imported_top_level_packages(AIRFLOW_SIDE_MODULES, env)
-    assert "airflow" in loaded  # the modules really were imported
-    assert "metaflow" not in loaded
 
 
 PARSE_AFTER_PRE_IMPORT = """
@@ -135,7 +210,7 @@ def test_the_dag_processor_pre_imports_the_kubernetes_provider_for_the_loader(tm
         "METAFLOW_AIRFLOW_STORE": store.url,
         "METAFLOW_AIRFLOW_CACHE_DIR": str(tmp_path / "cache"),
     }
-    loader = Path(__file__).resolve().parents[2] / "dags_loader.py"
+    loader = REPO / "dags_loader.py"
     completed = subprocess.run(
         [sys.executable, "-c", PARSE_AFTER_PRE_IMPORT, str(loader)],
         env=env, capture_output=True, text=True, timeout=300, check=True,

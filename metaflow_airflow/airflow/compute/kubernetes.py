@@ -15,12 +15,22 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
 
-from metaflow_airflow.runtime.commands import REPORTING_STEP_TYPES, StepCommands, render_step_commands
 from metaflow_airflow.airflow.compat import SkipMixin
-from metaflow_airflow.manifest.models import ContainerScript, FlowManifest, KubernetesCompute, PodSpec, StepSpec
-from metaflow_airflow.runtime.invocation import StepInvocation, TaskRef, resolve_invocation
-from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
 from metaflow_airflow.airflow.compute.context import BoundStep, hand_back, task_ref_from_context
+from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
+from metaflow_airflow.manifest.models import (
+    ContainerScript,
+    FlowManifest,
+    KubernetesCompute,
+    PodSpec,
+    StepSpec,
+)
+from metaflow_airflow.runtime.commands import (
+    REPORTING_STEP_TYPES,
+    StepCommands,
+    render_step_commands,
+)
+from metaflow_airflow.runtime.invocation import StepInvocation, TaskRef, resolve_invocation
 
 # KubernetesPodOperator's XCom convention: the sidecar reads this file when the task ends.
 XCOM_RETURN_FILE = "/airflow/xcom/return.json"

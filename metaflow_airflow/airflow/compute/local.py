@@ -10,19 +10,19 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import fsspec
 
-from metaflow_airflow.runtime.commands import REPORTING_STEP_TYPES, render_step_commands
 from metaflow_airflow.airflow.compat import BaseOperator, SkipMixin
+from metaflow_airflow.airflow.compute.context import BoundStep, hand_back, task_ref_from_context
+from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
 from metaflow_airflow.manifest.models import CodePackage, FlowManifest
+from metaflow_airflow.runtime.commands import REPORTING_STEP_TYPES, render_step_commands
 from metaflow_airflow.runtime.invocation import resolve_invocation
 from metaflow_airflow.settings import get_settings
-from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
-from metaflow_airflow.airflow.compute.context import BoundStep, hand_back, task_ref_from_context
+from metaflow_airflow.store.clouds.registry import cloud_for_datastore
 
 RESULT_FILE = "metaflow-airflow-result.json"
 
@@ -80,37 +80,16 @@ class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
 
 
 def unpack_code_package(manifest: FlowManifest, workdir: str) -> str:
-    """Fetch the code package from the flow's datastore and unpack it into ``workdir``."""
-    url, options = _package_location(manifest)
+    """Fetch the code package from the flow's datastore and unpack it into ``workdir``, with
+    options that reach it where the manifest's Metaflow configuration points (an S3 endpoint, a
+    GCS emulator, an Azure account); credentials are the worker's own."""
+    runtime = manifest.metaflow
+    cloud = cloud_for_datastore(runtime.datastore)
+    url, options = cloud.package_location(manifest.code_package.url, runtime.env)
     root = os.path.join(workdir, "code")
     with fsspec.open(url, "rb", **options) as blob, tarfile.open(fileobj=blob, mode="r:gz") as tar:
         tar.extractall(root, filter="data")
     return root
-
-
-def _package_location(manifest: FlowManifest) -> tuple[str, dict[str, Any]]:
-    """The code package as an fsspec URL, with options that reach the datastore where the
-    manifest's Metaflow configuration points (an S3 endpoint, a GCS emulator, an Azure account);
-    credentials are the worker's own."""
-    url, env = manifest.code_package.url, manifest.metaflow.env
-    datastore = manifest.metaflow.datastore
-    if datastore == "s3" and env.get("METAFLOW_S3_ENDPOINT_URL"):
-        return url, {"client_kwargs": {"endpoint_url": env["METAFLOW_S3_ENDPOINT_URL"]}}
-    if datastore == "gs" and env.get("STORAGE_EMULATOR_HOST"):  # what Google's clients read
-        return url, {"endpoint_url": env["STORAGE_EMULATOR_HOST"], "token": "anon"}
-    if datastore == "azure":  # Metaflow's Azure URLs are <container>/<blob>, without a scheme
-        endpoint = env.get("METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", "")
-        return f"az://{url}", _azure_account(endpoint) if endpoint else {}
-    return url, {}
-
-
-def _azure_account(endpoint: str) -> dict[str, str]:
-    """adlfs options for a blob service endpoint: ``https://<account>.blob.core.windows.net/``,
-    or path-style ``https://<host>/<account>`` (azurite)."""
-    parts = urllib.parse.urlsplit(endpoint)
-    path = parts.path.strip("/")
-    account = path.split("/")[0] if path else parts.netloc.split(".")[0]
-    return {"account_name": account, "account_host": f"{parts.netloc}/{path}".rstrip("/")}
 
 
 def process_environment(

@@ -24,11 +24,17 @@ from metaflow_airflow.airflow.compat import (
     asset_schedule,
     task_group,
 )
-from metaflow_airflow.manifest.models import FlowManifest, ManifestSource, ParameterSpec, ScheduleSpec, StepSpec
 from metaflow_airflow.airflow.dag.mapping import ForeachSplitsOperator
-from metaflow_airflow.runtime.invocation import START_STEP, converges
 from metaflow_airflow.airflow.dag.sensors import build_sensor
 from metaflow_airflow.airflow.ui import dag_doc_md
+from metaflow_airflow.manifest.models import (
+    FlowManifest,
+    ManifestSource,
+    ParameterSpec,
+    ScheduleSpec,
+    StepSpec,
+)
+from metaflow_airflow.runtime.invocation import START_STEP, converges
 
 _JSON_SCHEMA_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
@@ -140,7 +146,9 @@ class HeldManifest:
 def _task_factory(manifest: FlowManifest, source: ManifestSource) -> MakeTask:
     kubernetes = manifest.compute.kind == "kubernetes"
     if kubernetes:
-        from metaflow_airflow.airflow.compute.kubernetes import MetaflowKubernetesOperator as operator
+        from metaflow_airflow.airflow.compute.kubernetes import (
+            MetaflowKubernetesOperator as operator,
+        )
         from metaflow_airflow.airflow.compute.kubernetes import pod_arguments
     else:
         from metaflow_airflow.airflow.compute.local import MetaflowLocalOperator as operator

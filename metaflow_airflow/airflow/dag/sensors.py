@@ -5,24 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from metaflow_airflow.airflow.compat import BaseOperator, external_task_sensor_class, s3_key_sensor_class
-from metaflow_airflow.manifest.models import ExternalTaskSensorSpec, S3KeySensorSpec
+from metaflow_airflow.airflow.compat import (
+    BaseOperator,
+    external_task_sensor_class,
+    s3_key_sensor_class,
+)
+from metaflow_airflow.manifest.events import ExternalTaskSensorSpec, S3KeySensorSpec, SensorSpec
 
 
 def build_sensor(spec: ExternalTaskSensorSpec | S3KeySensorSpec) -> BaseOperator:
     """One sensor task, with the waiting behaviour the decorator asked for."""
-    common: dict[str, Any] = {
-        "task_id": spec.task_id,
-        "timeout": spec.timeout,
-        "poke_interval": spec.poke_interval,
-        "mode": spec.mode,
-        "exponential_backoff": spec.exponential_backoff,
-        "soft_fail": spec.soft_fail,
-    }
-    if spec.pool:
-        common["pool"] = spec.pool
-    if spec.doc:
-        common["doc"] = spec.doc
+    common: dict[str, Any] = {name: getattr(spec, name) for name in SensorSpec.model_fields}
+    for optional in ("pool", "doc"):  # unset: Airflow's own default
+        if not common[optional]:
+            del common[optional]
     if isinstance(spec, ExternalTaskSensorSpec):
         delta = spec.execution_delta_seconds
         return external_task_sensor_class()(

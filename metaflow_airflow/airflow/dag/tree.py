@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from metaflow_airflow.airflow.compat import MappedTaskGroup
+from metaflow_airflow.airflow.compat import MappedTaskGroup, timetable_summary
 
 
 def dag_tree(dag: Any) -> list[str]:
     """One line per task group and task, in run order (depth from the first task, then the
     order the factory created them)."""
     schedule = getattr(dag, "timetable", None)
-    header = f"{dag.dag_id}  ({len(dag.tasks)} tasks; schedule: {_schedule(schedule)})"
+    header = f"{dag.dag_id}  ({len(dag.tasks)} tasks; schedule: {timetable_summary(schedule)})"
     depth: dict[str, int] = {}
     for task in dag.tasks:
         _depth(dag, task.task_id, depth)
@@ -62,9 +62,3 @@ def _task_line(task: Any) -> str:
     after = sorted(task.upstream_task_ids)
     waits = f"  ← {', '.join(after)}" if after else ""
     return f"{task.task_id}  [{type(task).__name__}]{waits}"
-
-
-def _schedule(timetable: Any) -> str:
-    """The timetable's own summary; Airflow 2 summarizes "no schedule" as "None"."""
-    summary = str(getattr(timetable, "summary", "") or "")
-    return "none" if summary in ("", "None") else summary

@@ -27,8 +27,10 @@ from pathlib import Path
 from pydantic import PrivateAttr
 
 from metaflow_airflow.errors import ManifestError
+from metaflow_airflow.manifest.accept import accept_manifest
 from metaflow_airflow.manifest.models import FlowManifest
-from metaflow_airflow.store.manifest_store import parse_manifest
+from metaflow_airflow.manifest.signing import SignatureCheck
+from metaflow_airflow.store.versions import content_hash
 
 INDEX_FORMAT = 1
 
@@ -48,9 +50,9 @@ class CacheEntry:
 
 
 class HashedManifest(FlowManifest):
-    """A manifest that knows the SHA-256 of the stored bytes it was validated from, so that its
+    """A manifest that knows the SHA-256 of the stored bytes it was accepted from, so that its
     ``content_hash`` (each DAG's docs show it) costs nothing: re-serializing every manifest to
-    hash it took about a fifth of the time it takes to build its DAG."""
+    hash it would cost a noticeable part of building its DAG."""
 
     _digest: str = PrivateAttr(default="")
 
@@ -59,10 +61,20 @@ class HashedManifest(FlowManifest):
         return self._digest or super().content_hash
 
     @classmethod
-    def parse(cls, data: bytes, url: str, dag_id: str, digest: str) -> HashedManifest:
-        """:func:`~.store.parse_manifest` of ``data``, whose hash is ``digest``."""
-        manifest = parse_manifest(data, url, dag_id, model=cls)
-        manifest._digest = digest
+    def accept(
+        cls,
+        data: bytes | Exception,
+        url: str,
+        dag_id: str,
+        *,
+        signature: bytes | Exception | None = None,
+        signatures: SignatureCheck | None = None,
+    ) -> HashedManifest:
+        """:func:`~metaflow_airflow.manifest.accept.accept_manifest` of ``data``."""
+        manifest = accept_manifest(
+            data, url, dag_id, signature=signature, signatures=signatures, model=cls
+        )
+        manifest._digest = content_hash(data)  # type: ignore[arg-type]
         return manifest
 
 
@@ -132,28 +144,28 @@ class ManifestCache:
             if blob.name not in kept:
                 blob.unlink(missing_ok=True)
 
-    def blob_path(self, content_hash: str) -> Path:
-        return self.blobs / f"{content_hash}.json"
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs / f"{digest}.json"
 
-    def manifest(self, dag_id: str, content_hash: str) -> HashedManifest | None:
+    def manifest(self, dag_id: str, digest: str) -> HashedManifest | None:
         """The cached manifest of ``dag_id`` with this hash; ``None`` if absent, altered on
         disk, or no longer valid for this version of metaflow-airflow (then it is read from the
         store again)."""
-        path = self.blob_path(content_hash)
+        path = self.blob_path(digest)
         try:
             data = path.read_bytes()
         except OSError:
             return None
-        if hashlib.sha256(data).hexdigest() != content_hash:
+        if content_hash(data) != digest:
             return None
         try:
-            return HashedManifest.parse(data, str(path), dag_id, content_hash)
+            return HashedManifest.accept(data, str(path), dag_id)
         except ManifestError:
             return None
 
-    def keep(self, content_hash: str, data: bytes) -> None:
+    def keep(self, digest: str, data: bytes) -> None:
         """Store a manifest that passed validation (raises OSError when not writable)."""
-        path = self.blob_path(content_hash)
+        path = self.blob_path(digest)
         if not path.exists():
             _write_atomically(path, data)
 

@@ -10,8 +10,7 @@ import pytest
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from hypothesis import given
 from hypothesis import strategies as st
-
-from metaflow_airflow.store.clouds.s3_timestamps import parse_timestamp
+from metaflow_airflow.store.clouds.s3 import parse_timestamp
 
 moments = st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(2999, 12, 31), timezones=st.just(timezone.utc)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow_harness import serialize_dag
 from manifests import ALL_PARAMETER_TYPES, FOREACH, FOREACH_STEPS, make_manifest
 
-from metaflow_airflow.airflow.compat import MappedTaskGroup, serialize_dag
+from metaflow_airflow.airflow.compat import MappedTaskGroup
 from metaflow_airflow.airflow.dag.factory import build_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db")

@@ -18,12 +18,13 @@ from moto_process import AWS_ENV, MotoServer
 from store_helpers import make_manifest, put_raw
 
 from metaflow_airflow import ManifestError, ManifestStore, StoreError
-from metaflow_airflow.airflow.loader.cache import HashedManifest
-from metaflow_airflow.errors import MetaflowAirflowError
-from metaflow_airflow.airflow.loader.parse import load_dags
 from metaflow_airflow.airflow.dag.placeholder import ERROR_TAG
-from metaflow_airflow.settings import Settings
+from metaflow_airflow.airflow.loader.cache import HashedManifest
+from metaflow_airflow.airflow.loader.parse import load_dags
+from metaflow_airflow.airflow.loader.policy import LOGGER_NAME
+from metaflow_airflow.errors import MetaflowAirflowError
 from metaflow_airflow.manifest.signing import sign
+from metaflow_airflow.settings import Settings
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -53,7 +54,7 @@ def warnings_logged() -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
     handler = logging.Handler(level=logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("metaflow_airflow.airflow.loader.parse")
+    logger = logging.getLogger(LOGGER_NAME)
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
@@ -339,15 +340,12 @@ def test_a_bad_manifest_in_airflow_is_a_dag_not_an_import_error(
 # --- signed manifests -------------------------------------------------------------------------
 
 
-def test_require_signed_builds_only_signed_manifests(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("METAFLOW_AIRFLOW_SIGNING_KEY", KEY)
+def test_require_signed_builds_only_signed_manifests(tmp_path: Path) -> None:
     store = file_store(tmp_path)
     store.write(make_manifest("signed"), signing_key=KEY.encode())
     store.write(make_manifest("tampered"), signing_key=KEY.encode())
     store.write(make_manifest("unsigned"))
-    config = settings(store, tmp_path, require_signed=True)
+    config = settings(store, tmp_path, require_signed=True, signing_key=KEY)
     loaded = load_dags(settings=config)
     assert sorted(d for d, dag in loaded.items() if ERROR_TAG not in dag.tags) == [
         "signed",
@@ -459,13 +457,13 @@ def test_a_store_that_stalls_after_the_listing_keeps_what_was_read(
 ) -> None:
     """A cold cache and a store that freezes after the first batch of reads: the DAGs read in
     time load and are cached; the next parse reads only the rest."""
-    import metaflow_airflow.airflow.loader.parse as loader
+    import metaflow_airflow.airflow.loader.fetcher as fetcher
 
     store = s3_store(moto)
     dag_ids = [f"flow_{i}" for i in range(6)]
     for dag_id in dag_ids:
         store.write(make_manifest(dag_id))
-    monkeypatch.setattr(loader, "_READ_BATCH", 2)
+    monkeypatch.setattr(fetcher, "READ_BATCH", 2)
     read_raw_many = ManifestStore.read_raw_many
     batches = 0
 

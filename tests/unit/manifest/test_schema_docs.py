@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
+from helpers import REPO
 
 from metaflow_airflow.cli import cli
 from metaflow_airflow.manifest.models import SCHEMA_VERSION, manifest_json_schema
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "manifest.schema.json"
+SCHEMA_FILE = REPO / "docs" / "manifest.schema.json"
 REGENERATE = ".venv/bin/metaflow-airflow schema > docs/manifest.schema.json"
 
 

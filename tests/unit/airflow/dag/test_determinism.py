@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import env_with_tests_on_path
 from manifests import FOREACH, FOREACH_STEPS, make_manifest
 
 from metaflow_airflow import ManifestStore
@@ -18,7 +19,7 @@ from metaflow_airflow import ManifestStore
 SERIALIZE = textwrap.dedent(
     """
     import json, sys
-    from metaflow_airflow.airflow.compat import serialize_dag
+    from airflow_harness import serialize_dag
     from metaflow_airflow.airflow.loader.parse import load_dags
     from metaflow_airflow.settings import Settings
 
@@ -44,6 +45,7 @@ def test_the_same_manifests_serialize_byte_for_byte_in_fresh_processes(tmp_path:
             [sys.executable, "-c", SERIALIZE, store.url, str(tmp_path / "cache"), str(output)],
             capture_output=True,
             check=True,
+            env=env_with_tests_on_path(),
         )
         outputs.append(output.read_bytes())
 

@@ -11,7 +11,7 @@ import pytest
 
 from metaflow_airflow import ManifestStore
 from metaflow_airflow.errors import MetaflowAirflowError
-from metaflow_airflow.manifest.models import EventTrigger, FlowTrigger
+from metaflow_airflow.manifest.events import EventTrigger, FlowTrigger
 
 pytestmark = pytest.mark.timeout(120)
 

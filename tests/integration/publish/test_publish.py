@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import METAFLOW_SYSROOT, flow_path
+from helpers import METAFLOW_SYSROOT, REPO, flow_path
 
 from metaflow_airflow import CompileError, ManifestStore
 
@@ -110,7 +110,7 @@ def test_cli_publish_and_list(store_url):
 def test_cli_user_errors_are_one_line_without_traceback(store_url, args, message):
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "metaflow-airflow"), *args, "--store", store_url],
-        capture_output=True, text=True, check=False, cwd=Path(__file__).parents[2],
+        capture_output=True, text=True, check=False, cwd=REPO,
     )
     assert completed.returncode != 0
     assert message in completed.stderr

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from pods import AIRFLOW_RUN_ID, FOREACH_SPLITS, prepared_pod
 
-from metaflow_airflow.runtime.ids import metaflow_run_id, metaflow_task_id
 from metaflow_airflow.manifest.models import FlowManifest
+from metaflow_airflow.runtime.ids import metaflow_run_id, metaflow_task_id
 
 pytestmark = pytest.mark.timeout(300)
 

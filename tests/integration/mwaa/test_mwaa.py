@@ -31,7 +31,7 @@ PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 # Runs inside the simulated environment: what the MWAA scheduler would see.
 PROBE = """
 import json, os
-from metaflow_airflow.airflow.compat import dag_bag_class, loaded_plugin_names
+from airflow_harness import dag_bag_class, loaded_plugin_names
 bag = dag_bag_class()(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 print(json.dumps({
     "dags": {d: sorted(t.task_type for t in bag.get_dag(d).tasks) for d in bag.dag_ids},

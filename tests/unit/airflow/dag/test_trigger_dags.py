@@ -6,20 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow_harness import serialize_dag
 from manifests import FOREACH_STEPS, make_manifest
 from pydantic import ValidationError
 
-from metaflow_airflow.cli.show import summary
-from metaflow_airflow.airflow.compat import serialize_dag
 from metaflow_airflow.airflow.dag.factory import build_dag
-from metaflow_airflow.manifest.models import (
-    EventTrigger,
-    FlowManifest,
-    FlowTrigger,
-    ParameterSpec,
-    ProjectSpec,
-    ScheduleSpec,
-)
+from metaflow_airflow.cli.show import summary
+from metaflow_airflow.manifest.events import EventTrigger, FlowTrigger
+from metaflow_airflow.manifest.models import FlowManifest, ParameterSpec, ProjectSpec, ScheduleSpec
 from metaflow_airflow.runtime.invocation import event_parameter_values
 
 pytestmark = pytest.mark.usefixtures("airflow_db")

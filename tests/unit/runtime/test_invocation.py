@@ -7,8 +7,8 @@ import json
 import pytest
 from manifests import FOREACH_STEPS, make_manifest
 
-from metaflow_airflow.runtime.ids import metaflow_run_id, metaflow_task_id
 from metaflow_airflow.manifest.models import ParameterSpec, StepSpec
+from metaflow_airflow.runtime.ids import metaflow_run_id, metaflow_task_id
 from metaflow_airflow.runtime.invocation import (
     TaskRef,
     encode_parameter,

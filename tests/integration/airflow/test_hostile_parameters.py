@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metaflow_airflow import ManifestStore
-from metaflow_airflow.runtime.commands import render_step_commands
 from metaflow_airflow.airflow.compute.kubernetes import XCOM_RETURN_FILE
 from metaflow_airflow.airflow.compute.local import process_environment, unpack_code_package
 from metaflow_airflow.manifest.models import FlowManifest, KubernetesCompute
+from metaflow_airflow.runtime.commands import render_step_commands
 from metaflow_airflow.runtime.invocation import TaskRef, resolve_invocation
 
 pytestmark = pytest.mark.timeout(300)

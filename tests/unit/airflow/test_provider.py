@@ -5,12 +5,12 @@ plugin that registers the Metaflow UI link."""
 from __future__ import annotations
 
 import pytest
+from airflow_harness import loaded_plugin_names
 
-from metaflow_airflow.airflow.compat import loaded_plugin_names
 from metaflow_airflow.airflow.plugin import PLUGIN_NAME, MetaflowAirflowPlugin
 from metaflow_airflow.airflow.provider import CONFIG_SECTION, PACKAGE_NAME, get_provider_info
-from metaflow_airflow.settings import Settings
 from metaflow_airflow.airflow.ui import MetaflowUILink
+from metaflow_airflow.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

@@ -10,8 +10,8 @@ from manifests import FOREACH
 
 from metaflow_airflow import ManifestStore
 from metaflow_airflow.airflow.loader.parse import load_dags
-from metaflow_airflow.settings import Settings
 from metaflow_airflow.airflow.loader.sharding import check_shard, shard_of
+from metaflow_airflow.settings import Settings
 
 
 def test_the_shard_of_a_dag_id_never_changes() -> None:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from airflow_harness import run_dag, run_state
 from conftest import (
     AZURITE,
     AZURITE_ACCOUNT,
@@ -28,15 +29,15 @@ from conftest import (
     _server,
     azurite_connection_string,
 )
+from helpers import REPO
 
 from metaflow_airflow import ManifestStore
-from metaflow_airflow.airflow.compat import run_dag, run_state
 from metaflow_airflow.airflow.compute.local import unpack_code_package
 from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)
 
-EXTENSION = Path(__file__).resolve().parents[1] / "emulators"
+EXTENSION = REPO / "tests" / "emulators"
 
 UNPACK = """\
 import sys

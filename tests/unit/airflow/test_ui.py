@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow_harness import serialize_dag
 from manifests import ALL_PARAMETER_TYPES, FOREACH_STEPS, make_manifest
 
-from metaflow_airflow.airflow.compat import serialize_dag
 from metaflow_airflow.airflow.dag.factory import build_dag
-from metaflow_airflow.manifest.models import StepSpec
 from metaflow_airflow.airflow.ui import LINK_NAME, MetaflowUILink, dag_doc_md, metaflow_ui_url
+from metaflow_airflow.manifest.models import StepSpec
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

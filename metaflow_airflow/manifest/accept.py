@@ -1,0 +1,83 @@
+"""Stored bytes → an accepted manifest: the one check that the loader, its cache, the store's
+reads, ``validate`` and ``list`` share, so that ``validate`` says exactly what the loader will.
+
+In order: the bytes could be read; their signature verifies (when signatures are checked);
+they are a manifest of a schema version this package reads; they pass the models' checks;
+the manifest declares the DAG id it is stored under. Every refusal is a
+:class:`~metaflow_airflow.errors.ManifestError` naming the manifest's URL and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from metaflow_airflow.errors import ManifestError
+from metaflow_airflow.manifest.models import SCHEMA_VERSION, FlowManifest
+from metaflow_airflow.manifest.signing import SignatureCheck, verify
+
+Manifest = TypeVar("Manifest", bound=FlowManifest)
+
+
+def accept_manifest(
+    data: bytes | str | Exception,
+    url: str,
+    dag_id: str | None = None,
+    *,
+    signature: bytes | Exception | None = None,
+    signatures: SignatureCheck | None = None,
+    model: type[Manifest] = FlowManifest,  # type: ignore[assignment]
+) -> Manifest:
+    """The manifest in ``data`` (or the error its read raised), checked as described above.
+
+    ``signature`` is the sidecar's bytes (``None`` or an error: there is none); with
+    ``signatures`` it must verify. ``model`` is a FlowManifest class to validate as."""
+    if isinstance(data, Exception):
+        raise ManifestError(url, f"cannot be read: {data}")
+    if signatures is not None:
+        if signatures.key is None:
+            raise ManifestError(url, signatures.problem)
+        verify(data, signature if isinstance(signature, bytes) else None, signatures.key, url=url)
+    return parse_manifest(data, url, dag_id, model)
+
+
+def parse_manifest(
+    data: bytes | str,
+    url: str,
+    dag_id: str | None = None,
+    model: type[Manifest] = FlowManifest,  # type: ignore[assignment]
+) -> Manifest:
+    """Validate manifest JSON as ``model``; the error names ``url`` and the first failing
+    field. With ``dag_id`` (the name it is stored under), the manifest must declare that id."""
+    try:
+        manifest = model.model_validate_json(data)
+    except ValidationError as exc:
+        newer = _future_schema_version(data)
+        if newer is not None:
+            raise ManifestError(
+                url,
+                f"field schema_version: {newer} is newer than this metaflow-airflow reads "
+                f"({SCHEMA_VERSION}); upgrade metaflow-airflow where Airflow runs",
+            ) from exc
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(document)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ManifestError(url, f"field {field}: {first['msg']}{more}") from exc
+    if dag_id is not None and manifest.dag_id != dag_id:
+        raise ManifestError(
+            url, f"field dag_id: {manifest.dag_id!r} does not match its file name {dag_id!r}"
+        )
+    return manifest
+
+
+def _future_schema_version(data: bytes | str) -> int | None:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        return version
+    return None

@@ -1,0 +1,70 @@
+"""Metaflow Parameters → typed parameter specs (Airflow Params on the other side)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from metaflow.parameters import JSONTypeClass, deploy_time_eval
+
+from metaflow_airflow.errors import CompileError
+from metaflow_airflow.manifest.models import ParameterSpec
+
+_PYTHON_TYPES = {str: "str", int: "int", float: "float", bool: "bool"}
+
+
+def compile_parameters(flow: Any) -> tuple[ParameterSpec, ...]:
+    """Metaflow Parameters → typed specs; deploy-time defaults are evaluated once, here."""
+    specs = []
+    for _, param in flow._get_parameters():
+        kwargs = param.kwargs
+        try:
+            default = deploy_time_eval(kwargs.get("default"))
+        except Exception as exc:  # a user function: report it, whatever it raised
+            raise CompileError(
+                f"parameter {param.name!r}: evaluating its deploy-time default failed: {exc}"
+            ) from exc
+        kind = _parameter_type(param.name, kwargs.get("type"), default)
+        if kind == "json" and isinstance(default, str):
+            default = _parse_json_default(param.name, default)
+        specs.append(
+            ParameterSpec(
+                name=param.name,
+                type=kind,
+                default=default,
+                required=bool(kwargs.get("required")) and default is None,
+                help=kwargs.get("help") or "",
+            )
+        )
+    return tuple(sorted(specs, key=lambda p: p.name))
+
+
+def _parameter_type(name: str, declared: Any, default: Any) -> str:
+    if isinstance(declared, JSONTypeClass):
+        return "json"
+    if declared in _PYTHON_TYPES:
+        return _PYTHON_TYPES[declared]
+    if declared is None and type(default) in _PYTHON_TYPES:
+        return _PYTHON_TYPES[type(default)]
+    raise CompileError(
+        f"parameter {name!r}: type {getattr(declared, '__name__', declared)!r} is not supported "
+        "on Airflow (use str, int, float, bool or JSONType)"
+    )
+
+
+def _parse_json_default(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CompileError(f"parameter {name!r}: its JSONType default is not JSON: {exc}") from exc
+
+
+def refuse_required_parameters(decorators: str, parameters: tuple[ParameterSpec, ...]) -> None:
+    """Airflow refuses to load a scheduled DAG (on times or on Assets) with a Param that has no
+    default: nobody would be there to give it."""
+    required = [p.name for p in parameters if p.required]
+    if required:
+        raise CompileError(
+            f"{decorators}: parameter {required[0]!r} has no default; Airflow schedules a DAG "
+            "only when every Param has a default"
+        )

@@ -1,0 +1,99 @@
+"""What every kind of storage answers, in one place per cloud (the modules beside this one).
+
+A cloud is met in four places: the manifest store opens and writes it (``prepare``,
+``read_options``, ``create``, ``replace``, ``pointer_lock``); the loader asks which objects
+changed (``marker``); the Airflow side opens it with an Airflow connection
+(``connection_scheme``, ``airflow_provider``); and a task finds its flow's Metaflow datastore
+there (``task_config`` at publish, ``package_location`` on the worker). Adding a cloud is one
+module with a :class:`Cloud` and a line in :mod:`.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, ClassVar
+
+# What identifies an object's content in a listing, in the order a marker lists them, for a
+# file system that no cloud module describes.
+GENERIC_MARKER_KEYS = ("ETag", "etag", "generation", "md5Hash")
+GENERIC_FALLBACK_KEYS = ("mtime", "ino", "LastModified", "last_modified")
+
+
+class WriteConflict(Exception):
+    """A conditional write lost to another writer: read again and retry."""
+
+
+class Cloud:
+    """A file system that no cloud module describes (``memory://``...): plain fsspec calls,
+    last writer wins. Each cloud module overrides what its store does better."""
+
+    name: ClassVar[str] = "other"
+    """Metaflow's name of the datastore on this cloud (``--datastore``)."""
+    protocols: ClassVar[frozenset[str]] = frozenset()
+    """The fsspec protocols of its URLs."""
+    connection_scheme: ClassVar[str | None] = None
+    """The URL scheme whose file system an Airflow provider registers (ObjectStoragePath)."""
+    airflow_provider: ClassVar[str | None] = None
+    """The Airflow provider package that registers it."""
+    marker_keys: ClassVar[tuple[str, ...]] = GENERIC_MARKER_KEYS
+    """Keys of an object's listing entry that change whenever its content does."""
+
+    # --- the manifest store ------------------------------------------------------------------
+
+    def prepare(self, fs: Any) -> None:
+        """Set up a new file system object's client, before its first request."""
+
+    def read_options(self, fs: Any) -> dict[str, Any]:
+        """Keyword arguments for ``fs.cat`` of small objects."""
+        return {}
+
+    def create(self, fs: Any, path: str, data: bytes) -> None:
+        """Write ``path`` only if it does not exist (else raise FileExistsError)."""
+        fs.pipe_file(path, data, mode="create")
+
+    def replace(self, fs: Any, path: str, data: bytes, tag: str | None) -> None:
+        """Replace ``path`` only if it still has the change tag ``tag`` (``None``: only if it
+        does not exist), where the store can enforce it; raise :class:`WriteConflict` if not."""
+        try:
+            if tag is None:
+                fs.pipe_file(path, data, mode="create")
+            else:
+                self.replace_if_unchanged(fs, path, data, tag)
+        except FileExistsError as exc:
+            raise WriteConflict() from exc
+
+    def replace_if_unchanged(self, fs: Any, path: str, data: bytes, tag: str) -> None:
+        """Replace an object that has ``tag``: unconditionally here (last writer wins)."""
+        fs.pipe_file(path, data)
+
+    def pointer_lock(self, folder: str) -> AbstractContextManager[None]:
+        """What serializes the pointer moves of one DAG besides conditional writes."""
+        return nullcontext()
+
+    def change_tag(self, info: Mapping[str, Any]) -> str | None:
+        """The tag that :meth:`replace` compares."""
+        return info.get("ETag") or info.get("etag")
+
+    # --- the loader ----------------------------------------------------------------------------
+
+    def marker(self, info: Mapping[str, Any]) -> str:
+        """What identifies this object's content in a listing (with its size)."""
+        identity = [str(info[k]) for k in self.marker_keys if info.get(k)]
+        if not identity:  # a listing without them: its times
+            identity = [str(info[k]) for k in GENERIC_FALLBACK_KEYS if info.get(k) is not None]
+        return "|".join([*identity, str(info.get("size"))])
+
+    # --- a task --------------------------------------------------------------------------------
+
+    def task_config(
+        self, root: str, metaflow_config: Any, environ: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The Metaflow configuration a task needs to find a datastore rooted at ``root``
+        (``metaflow_config`` is Metaflow's configuration module, read at publish)."""
+        return {}
+
+    def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+        """The code package ``url`` as an fsspec URL with the options that reach it, given the
+        Metaflow configuration ``env`` of the manifest; credentials are the worker's own."""
+        return url, {}

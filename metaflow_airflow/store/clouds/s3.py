@@ -1,0 +1,86 @@
+"""Amazon S3 (``s3://``) through s3fs, and Metaflow's ``s3`` datastore (or any S3-compatible
+endpoint). Pointer moves are conditional on the object's ETag (``IfMatch``).
+
+Timestamps: botocore parses every ``LastModified`` of a listing with dateutil, which made a
+listing of 1,000 manifests cost noticeable CPU in every parse (docs/performance.md), in a
+thread that competes with building the DAGs. S3 sends ISO 8601 there, and HTTP dates in object
+headers, both of which the standard library parses much faster; anything else goes to
+botocore's own parser.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+from metaflow_airflow.store.clouds.base import Cloud, WriteConflict
+
+# What s3fs (botocore) reports when a conditional write loses.
+_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
+
+
+class S3Cloud(Cloud):
+    name: ClassVar[str] = "s3"
+    protocols: ClassVar[frozenset[str]] = frozenset({"s3", "s3a"})
+    connection_scheme: ClassVar[str | None] = "s3"
+    airflow_provider: ClassVar[str | None] = "apache-airflow-providers-amazon"
+    marker_keys: ClassVar[tuple[str, ...]] = ("ETag",)
+
+    def prepare(self, fs: Any) -> None:
+        """Parse the responses' timestamps the fast way; sets up the client, without a
+        request."""
+        fs.connect()
+        factory = fs.session.get_component("response_parser_factory")
+        factory.set_parser_defaults(timestamp_parser=parse_timestamp)
+
+    def read_options(self, fs: Any) -> dict[str, Any]:
+        """One GET per manifest: s3fs sends a HEAD first (to split big objects into ranged
+        reads) unless told ``max_concurrency=1``, which s3fs knows from 2024.x; older ones, as
+        Airflow 2.x's constraints pin, reject the keyword."""
+        accepted = inspect.signature(type(fs)._cat_file).parameters
+        return {"max_concurrency": 1} if "max_concurrency" in accepted else {}
+
+    def replace_if_unchanged(self, fs: Any, path: str, data: bytes, tag: str) -> None:
+        try:
+            fs.pipe_file(path, data, IfMatch=tag)
+        except Exception as exc:
+            if any(_error_code(error) in _CONFLICT_CODES for error in (exc, exc.__cause__)):
+                raise WriteConflict() from exc
+            raise
+
+    def task_config(
+        self, root: str, metaflow_config: Any, environ: Mapping[str, str]
+    ) -> dict[str, Any]:
+        return {
+            "METAFLOW_DATASTORE_SYSROOT_S3": root,
+            "METAFLOW_DATATOOLS_S3ROOT": metaflow_config.DATATOOLS_S3ROOT,
+            "METAFLOW_S3_ENDPOINT_URL": metaflow_config.S3_ENDPOINT_URL,
+        }
+
+    def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+        endpoint = env.get("METAFLOW_S3_ENDPOINT_URL")
+        return url, {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+
+
+def _error_code(error: BaseException | None) -> str | None:
+    response = getattr(error, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """``2026-11-22T10:42:39.000Z`` and ``Sun, 22 Nov 2026 10:42:39 GMT`` with the standard
+    library, anything else as botocore would."""
+    if isinstance(value, str):
+        try:
+            if value.endswith("Z"):
+                return datetime.fromisoformat(value[:-1] + "+00:00")
+            if value.endswith(" GMT"):
+                return parsedate_to_datetime(value).replace(tzinfo=timezone.utc)
+        except (TypeError, ValueError):  # Python 3.10 raises TypeError for some bad dates
+            pass
+    from botocore.utils import parse_timestamp as botocore_parse_timestamp
+
+    return botocore_parse_timestamp(value)

@@ -1,0 +1,131 @@
+"""The objects of one manifest store on its file system: where each lives, reads that tolerate
+absence, create-only writes, and the compare-and-swap of a DAG's current manifest (the pointer),
+through the store's cloud (``clouds/``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import fsspec
+
+from metaflow_airflow.errors import StoreError
+from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX
+from metaflow_airflow.store.clouds.base import WriteConflict
+from metaflow_airflow.store.clouds.registry import cloud_of
+from metaflow_airflow.store.versions import is_version_name
+
+MANIFESTS_DIR = "manifests"
+VERSIONS_DIR = "versions"
+SUFFIX = ".json"
+_POINTER_ATTEMPTS = 100
+
+
+class StoreObjects:
+    """One store's file system, its folder in it, and its cloud."""
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        if not url:
+            raise StoreError(
+                "no manifest store configured: pass --store or set METAFLOW_AIRFLOW_STORE"
+            )
+        self.url = url.rstrip("/")
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **dict(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            raise StoreError(f"cannot open manifest store {self.url}: {exc}") from exc
+        self.root = self.root.rstrip("/")
+        self.cloud = cloud_of(self.fs)
+        try:
+            self.cloud.prepare(self.fs)
+        except Exception as exc:  # botocore's errors (a missing profile...) are no OSError
+            raise StoreError(f"cannot open manifest store {self.url}: {exc}") from exc
+        self.read_options = self.cloud.read_options(self.fs)
+
+    def manifest_path(self, dag_id: str) -> str:
+        return f"{self.root}/{MANIFESTS_DIR}/{dag_id}{SUFFIX}"
+
+    def version_dir(self, dag_id: str) -> str:
+        return f"{self.root}/{VERSIONS_DIR}/{dag_id}"
+
+    def version_path(self, dag_id: str, version: str) -> str:
+        return f"{self.version_dir(dag_id)}/{version}{SUFFIX}"
+
+    def forget(self, path: str) -> None:
+        """Drop what this process's file system object has cached about ``path``: another
+        writer may have changed it, and some clients answer ``info`` from the parent listing."""
+        self.fs.invalidate_cache(path)
+        self.fs.invalidate_cache(path.rsplit("/", 1)[0])
+
+    def read_optional(self, path: str) -> bytes | None:
+        self.forget(path)
+        try:
+            return self.fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+
+    def remove_optional(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    def version_names(self, dag_id: str) -> list[str]:
+        folder = self.version_dir(dag_id)
+        self.forget(folder)
+        try:
+            entries = self.fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.url}/{VERSIONS_DIR}/{dag_id}: {exc}") from exc
+        names = (str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+        stems = (n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX))
+        return sorted(s for s in stems if is_version_name(s))
+
+    def create(self, path: str, data: bytes) -> None:
+        """Write ``path`` only if it does not exist yet; an existing one has the same bytes
+        (the name holds the content hash), so that is not an error."""
+        try:
+            self.cloud.create(self.fs, path, data)
+        except FileExistsError:
+            pass
+
+    def swap_pointer(
+        self,
+        dag_id: str,
+        data: bytes,
+        replace: Callable[[bytes | None], bool],
+        signature: bytes | None,
+    ) -> bool:
+        """Replace the current manifest with ``data`` if ``replace(current bytes)`` agrees,
+        retrying when another writer got in between. False if ``replace`` declined."""
+        path = self.manifest_path(dag_id)
+        with self.cloud.pointer_lock(self.version_dir(dag_id)):
+            for attempt in range(_POINTER_ATTEMPTS):
+                self.forget(path)
+                try:
+                    tag = self.cloud.change_tag(self.fs.info(path, refresh=True))
+                except FileNotFoundError:
+                    tag = None
+                # Read after the tag: if the object changes in between, the conditional put fails.
+                if not replace(self.read_optional(path)):
+                    return False
+                try:
+                    self.cloud.replace(self.fs, path, data, tag)
+                except WriteConflict:
+                    time.sleep(0.01 * (attempt % 10 + 1))
+                    continue
+                if signature:
+                    self.fs.pipe_file(path + SIGNATURE_SUFFIX, signature)
+                else:  # a signature of the bytes this replaced would now be wrong
+                    self.remove_optional(path + SIGNATURE_SUFFIX)
+                self.forget(path)
+                return True
+        raise StoreError(f"{manifest_url(self.url, dag_id)}: too many concurrent writers; try again")
+
+
+def manifest_url(store_url: str, dag_id: str) -> str:
+    """The URL of the current manifest of ``dag_id`` in the store at ``store_url``."""
+    return f"{store_url.rstrip('/')}/{MANIFESTS_DIR}/{dag_id}{SUFFIX}"
