@@ -1,10 +1,12 @@
 """Run Metaflow flows on Apache Airflow from published manifests, with one loader DAG file.
 
-Public API: :func:`load_dags` (Airflow side), :func:`publish_flow` with
-:class:`PublishRequest` (publish side), :class:`FlowManifest`, :class:`ManifestStore`, and the
-exceptions in :mod:`metaflow_airflow.errors`. Importing this package imports neither Airflow,
-Metaflow, pydantic nor fsspec: each name's module is imported when the name is first used, so
-that ``metaflow-airflow publish`` starts its flow process before anything heavy is imported.
+Public API: :func:`load_dags` (from the Airflow side, ``airflow/``), :func:`publish_flow` with
+:class:`PublishRequest` (from the publish side, ``publish/``), :class:`FlowManifest` and
+:class:`ManifestStore` (the shared core), and the exceptions in :mod:`metaflow_airflow.errors`.
+The names are a façade over the folders, not a place where the worlds meet: importing this
+package imports neither Airflow, Metaflow, pydantic nor fsspec, and each name's module is
+imported when the name is first used, so that ``metaflow-airflow publish`` starts its flow
+process before anything heavy is imported and ``dags_loader.py`` never imports Metaflow.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from metaflow_airflow.errors import (
     PublishError,
     StoreError,
 )
+from metaflow_airflow.version import __version__
 
 if TYPE_CHECKING:
     from metaflow_airflow.airflow.loader.parse import load_dags
@@ -26,7 +29,6 @@ if TYPE_CHECKING:
     from metaflow_airflow.publish.publisher import PublishRequest, PublishResult, publish_flow
     from metaflow_airflow.store.manifest_store import ManifestStore
 
-__version__ = "0.1.0"
 
 _LAZY = {
     "FlowManifest": "metaflow_airflow.manifest.models",

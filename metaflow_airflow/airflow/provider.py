@@ -21,8 +21,8 @@ _TYPES = {bool: "boolean", int: "integer", float: "float"}
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata in the form of Airflow's provider_info schema."""
-    from metaflow_airflow import __version__
     from metaflow_airflow.settings import ENV_PREFIX
+    from metaflow_airflow.version import __version__
 
     return {
         "package-name": PACKAGE_NAME,

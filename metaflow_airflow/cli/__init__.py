@@ -61,7 +61,7 @@ def main() -> None:
         _run()
     finally:
         # The collector's pass at exit would scan every object of the store's client only to
-        # free memory that exiting frees anyway: 0.15-0.2 s of each command.
+        # free memory that exiting frees anyway (docs/performance.md).
         gc.freeze()
 
 

@@ -35,7 +35,8 @@ storage_options_option = click.option(
     default=settings_default("storage_options"),
     metavar="JSON",
     callback=lambda ctx, param, value: parse_json_object(value, param.name),
-    help="fsspec options for the store, as a JSON object. Default: $METAFLOW_AIRFLOW_STORAGE_OPTIONS.",
+    help="fsspec options for the store, as a JSON object. "
+    "Default: $METAFLOW_AIRFLOW_STORAGE_OPTIONS.",
 )
 
 

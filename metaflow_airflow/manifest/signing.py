@@ -11,8 +11,8 @@ exact bytes a reader gets (no re-serialization to agree on), and unsigned stores
 The stable API, for the store and the loader:
 
 - :func:`signature_path` — where the signature of a manifest lives (path or URL + ``.sig``).
-- :func:`sign` / :func:`verify` — ``verify`` raises :class:`~.errors.SignatureError` (a
-  :class:`~.errors.ManifestError` naming the manifest URL) for unsigned, wrong-key or altered data.
+- :func:`sign` / :func:`verify` — ``verify`` raises ``SignatureError`` (a ``ManifestError``
+  naming the manifest URL) for unsigned, wrong-key or altered data.
 - :func:`load_signing_key` — the key from the settings ``signing_key`` (the key text itself,
   ``METAFLOW_AIRFLOW_SIGNING_KEY``) or ``signing_key_file`` (a file holding it,
   ``METAFLOW_AIRFLOW_SIGNING_KEY_FILE``), or a :class:`KeySource` such as a secrets-backend

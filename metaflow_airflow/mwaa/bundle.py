@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from metaflow_airflow import __version__
 from metaflow_airflow.errors import MetaflowAirflowError
+from metaflow_airflow.version import __version__
 
 PACKAGE = "metaflow-airflow"
 PLUGINS_DIR = "/usr/local/airflow/plugins"
@@ -48,20 +48,10 @@ EXTRAS = "airflow,s3"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux_2_12_x86_64", "manylinux2010_x86_64", "manylinux_2_5_x86_64",
              "manylinux1_x86_64")
-LOADER = '''"""Metaflow flows as Airflow DAGs (metaflow-airflow): set METAFLOW_AIRFLOW_STORE to the
-store your flows are published to (an MWAA startup script can export it)."""
-
-# Imported once by Airflow's DAG processor before it forks each parse (parsing_pre_import_modules),
-# so no parse pays the Kubernetes provider's import.
-import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401
-
-from metaflow_airflow import load_dags
-
-load_dags(globals())
-'''
 
 
 ASSUMED_CONSTRAINTS = "assumed-constraints.txt"
+LOADER_FILE = "dags_loader.py"
 
 
 class BundleError(MetaflowAirflowError):
@@ -101,13 +91,14 @@ def build_bundle(
     progress: Callable[[str], None] = lambda line: None,
 ) -> Bundle:
     """Write requirements.txt, plugins.zip, dags/dags_loader.py and README.md to ``out_dir``."""
+    project_dir = project_dir or _source_tree()
     python_version = python_version or MWAA_PYTHON[airflow_version.split(".")[0]]
     resolved_as_of = resolved_as_of or _release_cutoff(airflow_version)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mwaa-bundle-") as tmp:
         work = Path(tmp)
         progress("building the metaflow-airflow wheel...")
-        own_wheel = _build_own_wheel(project_dir or _source_tree(), work / "own")
+        own_wheel = _build_own_wheel(project_dir, work / "own")
         base = [f"apache-airflow=={airflow_version}", *BASE_IMAGE]
         progress(f"resolving for Airflow {airflow_version}, Python {python_version}, "
                  f"as of {resolved_as_of}...")
@@ -135,7 +126,7 @@ def build_bundle(
         _requirements(pins, airflow_version, python_version, resolved_as_of), encoding="utf-8"
     )
     (out_dir / "dags").mkdir(exist_ok=True)
-    (out_dir / "dags" / "dags_loader.py").write_text(LOADER, encoding="utf-8")
+    shutil.copy(project_dir / LOADER_FILE, out_dir / "dags" / LOADER_FILE)  # the one loader file
     (out_dir / "README.md").write_text(
         _readme(airflow_version, python_version, len(wheels)), encoding="utf-8"
     )

@@ -1,11 +1,11 @@
-"""The publish side's child process: runs the user's flow file under Metaflow's CLI with one
-extra command that compiles the flow, uploads its code package and hands the manifest back
-(the parent writes it to the store, so store credentials never reach this process).
+"""The publish side's child process: the user's flow file under Metaflow's own CLI, with one
+extra command that compiles the flow and uploads its code package. It hands the manifest back
+and the parent writes it to the store, so store credentials never reach this process.
 
 Usage (by :func:`metaflow_airflow.publish.publisher.publish_flow` only)::
 
-    python -m metaflow_airflow.publish.flow_process FLOW.py [metaflow options] metaflow-airflow-publish \
-        --request JSON --result FILE
+    python -m metaflow_airflow.publish.flow_process FLOW.py [metaflow options] \
+        metaflow-airflow-publish --request JSON --result FILE
 """
 
 from __future__ import annotations
@@ -304,7 +304,7 @@ def main(argv: list[str]) -> None:
         runpy.run_path(flow_file, run_name="__main__")
     finally:
         # The collector's pass at exit would scan all of Metaflow's and boto3's objects only to
-        # free memory that exiting frees anyway (0.1-0.2 s, which the publisher waits for).
+        # free memory that exiting frees anyway, while the publisher waits (docs/performance.md).
         gc.freeze()
 
 

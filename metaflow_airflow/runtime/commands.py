@@ -2,7 +2,7 @@
 
 Local compute runs these argv lists as processes; Kubernetes compute joins them, shell-quoted,
 into the pod's script. Either way values that come from users (parameters) travel in the
-environment, and the argv holds only ids, paths and names computed by :mod:`.runtime`.
+environment, and the argv holds only ids, paths and names computed by :mod:`.invocation`.
 """
 
 from __future__ import annotations

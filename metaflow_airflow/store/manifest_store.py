@@ -12,8 +12,9 @@ sees half a manifest: object stores replace an object in one PUT, and a local fo
 temporary file renamed over the old one. Pointer moves are compare-and-swap where the store
 enforces it (see ``clouds/``: S3 ``IfMatch``, Azure ``etag``; a file lock on a local folder;
 last writer wins on GCS), and a publish never moves the pointer back past a newer version, so
-concurrent publishes end with the newest version current. Signatures (``require_signed``) are sidecars
-``<manifest>.sig``: a version's is written before the pointer moves, and rollback copies it.
+concurrent publishes end with the newest version current. Signatures (``require_signed``) are
+sidecars ``<manifest>.sig``: a version's is written before the pointer moves, and rollback
+copies it.
 """
 
 from __future__ import annotations
@@ -82,9 +83,10 @@ class ManifestStore:
         version = new_version_name(data, datetime.now(timezone.utc))
         signature = None if signing_key is None else sign(data, signing_key).encode()
         try:
-            self._objects.create(self._objects.version_path(dag_id, version), data)
+            version_path = self._objects.version_path(dag_id, version)
+            self._objects.create(version_path, data)
             if signature:
-                self._objects.create(self._objects.version_path(dag_id, version) + SIGNATURE_SUFFIX, signature)
+                self._objects.create(version_path + SIGNATURE_SUFFIX, signature)
 
             def is_older(current: bytes | None) -> bool:
                 shown = version_with_hash(self._objects.version_names(dag_id), current)
@@ -175,10 +177,11 @@ class ManifestStore:
         signatures: dict[str, str] = {}
         for info in entries:
             name = str(info["name"]).rstrip("/").rsplit("/", 1)[-1]
+            marker = self._objects.cloud.marker(info)
             if name.endswith(SUFFIX):
-                manifests[name[: -len(SUFFIX)]] = self._objects.cloud.marker(info)
+                manifests[name[: -len(SUFFIX)]] = marker
             elif name.endswith(SUFFIX + SIGNATURE_SUFFIX):
-                signatures[name[: -len(SUFFIX + SIGNATURE_SUFFIX)]] = self._objects.cloud.marker(info)
+                signatures[name[: -len(SUFFIX + SIGNATURE_SUFFIX)]] = marker
         return {
             dag_id: f"{marker}|sig:{signatures[dag_id]}" if dag_id in signatures else marker
             for dag_id, marker in sorted(manifests.items())
@@ -207,7 +210,8 @@ class ManifestStore:
         ``signatures``, the keys ``<dag_id>.sig`` hold the signature sidecars."""
         paths = {self._objects.manifest_path(d): d for d in dag_ids}
         if signatures:
-            paths.update({self._objects.manifest_path(d) + SIGNATURE_SUFFIX: d + SIGNATURE_SUFFIX for d in dag_ids})
+            sidecars = {path + SIGNATURE_SUFFIX: d + SIGNATURE_SUFFIX for path, d in paths.items()}
+            paths.update(sidecars)
         if not paths:
             return {}
         try:

@@ -1,6 +1,7 @@
-"""The objects of one manifest store on its file system: where each lives, reads that tolerate
-absence, create-only writes, and the compare-and-swap of a DAG's current manifest (the pointer),
-through the store's cloud (``clouds/``)."""
+"""The objects of one manifest store on its file system, through its cloud (``clouds/``).
+
+Where each object lives, reads that tolerate absence, create-only writes, and the
+compare-and-swap of a DAG's current manifest (the pointer)."""
 
 from __future__ import annotations
 
@@ -123,7 +124,8 @@ class StoreObjects:
                     self.remove_optional(path + SIGNATURE_SUFFIX)
                 self.forget(path)
                 return True
-        raise StoreError(f"{manifest_url(self.url, dag_id)}: too many concurrent writers; try again")
+        url = manifest_url(self.url, dag_id)
+        raise StoreError(f"{url}: too many concurrent writers; try again")
 
 
 def manifest_url(store_url: str, dag_id: str) -> str:

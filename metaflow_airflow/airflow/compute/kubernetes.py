@@ -41,9 +41,10 @@ Model = TypeVar("Model")
 
 class MetaflowKubernetesOperator(BoundStep, KubernetesPodOperator, SkipMixin):
     """Runs one Metaflow step in a pod; a foreach step returns its split indexes. Built by
-    :func:`~metaflow_airflow.airflow.dag.factory.build_dag` from :func:`pod_arguments`: an ``__init__`` of
-    its own would make Airflow apply the default arguments once more per task (deep-copying
-    the DAG's params each time), a sixth of a task's parse time."""
+    :func:`~metaflow_airflow.airflow.dag.factory.build_dag` from :func:`pod_arguments`: an
+    ``__init__`` of its own would make Airflow apply the default arguments once more per task
+    (deep-copying the DAG's params each time), a large part of a task's parse time
+    (docs/performance.md)."""
 
     operator_extra_links = (*KubernetesPodOperator.operator_extra_links, MetaflowUILink())
 
@@ -132,7 +133,8 @@ def pod_arguments(manifest: FlowManifest, step: StepSpec) -> dict[str, Any]:
 
 def _model(model: type[Model], **fields: Any) -> Model:
     """A Kubernetes model object sharing one client configuration: by default each object
-    builds its own (loggers included), which cost a fifth of a task's parse time."""
+    builds its own (loggers included), a large part of a task's parse time
+    (docs/performance.md)."""
     return model(local_vars_configuration=_MODEL_CONFIGURATION, **fields)
 
 

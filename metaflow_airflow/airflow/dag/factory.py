@@ -49,7 +49,7 @@ def build_dag(
 ) -> DAG:
     """The Airflow DAG for one published flow; ``manifest_url`` (where the loader read it) is
     shown in the DAG's documentation. The tasks find their manifest through ``source`` when they
-    run (the loader's cache: see :class:`~.cache.CachedManifest`), else keep ``manifest``."""
+    run (the loader's cache, a ``CachedManifest``), else keep ``manifest``."""
     make_task = _task_factory(manifest, source or HeldManifest(manifest))
     with DAG(
         dag_id=manifest.dag_id,
@@ -138,7 +138,7 @@ def airflow_param(spec: ParameterSpec) -> Param:
 
 @dataclass(frozen=True)
 class HeldManifest:
-    """The manifest itself, as the tasks' :class:`~.manifest.ManifestSource`."""
+    """The manifest itself, as the tasks' ``ManifestSource``."""
 
     manifest: FlowManifest
 

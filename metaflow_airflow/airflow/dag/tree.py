@@ -1,9 +1,9 @@
 """The task tree of a built DAG, as text: what ``metaflow-airflow render`` prints.
 
 It shows the DAG exactly as the loader builds it (the same
-:func:`~metaflow_airflow.airflow.dag.factory.build_dag`), so an operator can see which operator runs each
-step, which steps are mapped over a foreach, and what each task waits for, without opening the
-Airflow UI.
+:func:`~metaflow_airflow.airflow.dag.factory.build_dag`), so an operator can see which operator
+runs each step, which steps are mapped over a foreach, and what each task waits for, without
+opening the Airflow UI.
 """
 
 from __future__ import annotations

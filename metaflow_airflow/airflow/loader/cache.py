@@ -81,7 +81,7 @@ class HashedManifest(FlowManifest):
 class CachedManifest:
     """A validated manifest of the cache, and its DAG's way back to it. A full parse builds
     every DAG but runs none of their tasks, so once a DAG is built the loader ``release``s the
-    parsed manifest (about 10 KB a three-step flow: 9 MB of peak memory at 1,000 flows);
+    parsed manifest (peak memory at 1,000 flows: docs/performance.md);
     ``manifest`` parses the cached file again if a task of that parse runs after all
     (``dag.test()``). A manifest the cache could not keep (an unwritable folder) stays."""
 

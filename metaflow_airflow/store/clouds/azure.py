@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 from metaflow_airflow.store.clouds.base import Cloud, WriteConflict
 
+ENDPOINT = "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT"
+
 
 class AzureCloud(Cloud):
     name: ClassVar[str] = "azure"
@@ -17,32 +19,25 @@ class AzureCloud(Cloud):
     connection_scheme: ClassVar[str | None] = "abfs"
     airflow_provider: ClassVar[str | None] = "apache-airflow-providers-microsoft-azure"
     marker_keys: ClassVar[tuple[str, ...]] = ("etag",)
+    sysroot_variable: ClassVar[str | None] = "METAFLOW_DATASTORE_SYSROOT_AZURE"
+    task_settings: ClassVar[Mapping[str, str]] = {
+        ENDPOINT: "AZURE_STORAGE_BLOB_SERVICE_ENDPOINT",
+        "METAFLOW_DEFAULT_AZURE_CLIENT_PROVIDER": "DEFAULT_AZURE_CLIENT_PROVIDER",
+    }
 
     def replace_if_unchanged(self, fs: Any, path: str, data: bytes, tag: str) -> None:
         from azure.core import MatchConditions
 
         try:
             fs.pipe_file(path, data, etag=tag, match_condition=MatchConditions.IfNotModified)
-        except Exception as exc:
-            if getattr(exc, "status_code", None) in {409, 412} or getattr(
-                exc.__cause__, "status_code", None
-            ) in {409, 412}:
+        except Exception as exc:  # azure-core's HttpResponseError, or adlfs's wrapping of it
+            if any(getattr(e, "status_code", None) in {409, 412} for e in (exc, exc.__cause__)):
                 raise WriteConflict() from exc
             raise
 
-    def task_config(
-        self, root: str, metaflow_config: Any, environ: Mapping[str, str]
-    ) -> dict[str, Any]:
-        return {
-            "METAFLOW_DATASTORE_SYSROOT_AZURE": root,
-            "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT":
-                metaflow_config.AZURE_STORAGE_BLOB_SERVICE_ENDPOINT,
-            "METAFLOW_DEFAULT_AZURE_CLIENT_PROVIDER": metaflow_config.DEFAULT_AZURE_CLIENT_PROVIDER,
-        }
-
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         """Metaflow's Azure URLs are ``<container>/<blob>``, without a scheme."""
-        endpoint = env.get("METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", "")
+        endpoint = env.get(ENDPOINT, "")
         return f"az://{url}", _account(endpoint) if endpoint else {}
 
 

@@ -38,6 +38,12 @@ class Cloud:
     """The Airflow provider package that registers it."""
     marker_keys: ClassVar[tuple[str, ...]] = GENERIC_MARKER_KEYS
     """Keys of an object's listing entry that change whenever its content does."""
+    sysroot_variable: ClassVar[str | None] = None
+    """The Metaflow variable that names the datastore's root."""
+    task_settings: ClassVar[Mapping[str, str]] = {}
+    """Metaflow variable → the name of its value in Metaflow's configuration module."""
+    task_passthrough: ClassVar[tuple[str, ...]] = ()
+    """Variables the publishing environment hands on to the tasks as they are."""
 
     # --- the manifest store ------------------------------------------------------------------
 
@@ -91,7 +97,11 @@ class Cloud:
     ) -> dict[str, Any]:
         """The Metaflow configuration a task needs to find a datastore rooted at ``root``
         (``metaflow_config`` is Metaflow's configuration module, read at publish)."""
-        return {}
+        env: dict[str, Any] = {self.sysroot_variable: root} if self.sysroot_variable else {}
+        for variable, attribute in self.task_settings.items():
+            env[variable] = getattr(metaflow_config, attribute)
+        env.update({var: environ.get(var) for var in self.task_passthrough})
+        return env
 
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         """The code package ``url`` as an fsspec URL with the options that reach it, given the

@@ -21,15 +21,11 @@ class GcsCloud(Cloud):
     connection_scheme: ClassVar[str | None] = "gs"
     airflow_provider: ClassVar[str | None] = "apache-airflow-providers-google"
     marker_keys: ClassVar[tuple[str, ...]] = ("etag", "generation", "md5Hash")
-
-    def task_config(
-        self, root: str, metaflow_config: Any, environ: Mapping[str, str]
-    ) -> dict[str, Any]:
-        return {
-            "METAFLOW_DATASTORE_SYSROOT_GS": root,
-            "METAFLOW_DEFAULT_GCP_CLIENT_PROVIDER": metaflow_config.DEFAULT_GCP_CLIENT_PROVIDER,
-            EMULATOR_HOST: environ.get(EMULATOR_HOST),
-        }
+    sysroot_variable: ClassVar[str | None] = "METAFLOW_DATASTORE_SYSROOT_GS"
+    task_settings: ClassVar[Mapping[str, str]] = {
+        "METAFLOW_DEFAULT_GCP_CLIENT_PROVIDER": "DEFAULT_GCP_CLIENT_PROVIDER"
+    }
+    task_passthrough: ClassVar[tuple[str, ...]] = (EMULATOR_HOST,)
 
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         if env.get(EMULATOR_HOST):

@@ -28,6 +28,11 @@ class S3Cloud(Cloud):
     connection_scheme: ClassVar[str | None] = "s3"
     airflow_provider: ClassVar[str | None] = "apache-airflow-providers-amazon"
     marker_keys: ClassVar[tuple[str, ...]] = ("ETag",)
+    sysroot_variable: ClassVar[str | None] = "METAFLOW_DATASTORE_SYSROOT_S3"
+    task_settings: ClassVar[Mapping[str, str]] = {
+        "METAFLOW_DATATOOLS_S3ROOT": "DATATOOLS_S3ROOT",
+        "METAFLOW_S3_ENDPOINT_URL": "S3_ENDPOINT_URL",
+    }
 
     def prepare(self, fs: Any) -> None:
         """Parse the responses' timestamps the fast way; sets up the client, without a
@@ -50,15 +55,6 @@ class S3Cloud(Cloud):
             if any(_error_code(error) in _CONFLICT_CODES for error in (exc, exc.__cause__)):
                 raise WriteConflict() from exc
             raise
-
-    def task_config(
-        self, root: str, metaflow_config: Any, environ: Mapping[str, str]
-    ) -> dict[str, Any]:
-        return {
-            "METAFLOW_DATASTORE_SYSROOT_S3": root,
-            "METAFLOW_DATATOOLS_S3ROOT": metaflow_config.DATATOOLS_S3ROOT,
-            "METAFLOW_S3_ENDPOINT_URL": metaflow_config.S3_ENDPOINT_URL,
-        }
 
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         endpoint = env.get("METAFLOW_S3_ENDPOINT_URL")

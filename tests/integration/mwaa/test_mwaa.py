@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from metaflow_airflow.mwaa.bundle import PACKAGE, build_bundle
 
@@ -28,7 +29,8 @@ pytestmark = [pytest.mark.timeout(900), pytest.mark.mwaa]
 MWAA_AIRFLOW = ["2.11.2", "3.3.1"]
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
-# Runs inside the simulated environment: what the MWAA scheduler would see.
+# Runs inside the simulated environment: what the MWAA scheduler would see (with the tests'
+# harness on its path, nothing else of this checkout).
 PROBE = """
 import json, os
 from airflow_harness import dag_bag_class, loaded_plugin_names
@@ -78,6 +80,7 @@ def test_bundle_installs_offline_and_loads_published_dags(
     with zipfile.ZipFile(bundle.plugins_zip) as archive:
         archive.extractall(plugins)
     shutil.copytree(bundle.out_dir / "dags", dags)
+    assert (dags / "dags_loader.py").read_bytes() == (REPO / "dags_loader.py").read_bytes()
     # MWAA's own install: pip, offline, the plugins folder as the only source.
     offline = bundle.requirements.read_text().replace("/usr/local/airflow/plugins", str(plugins))
     (tmp_path / "requirements.txt").write_text(offline)
@@ -92,6 +95,7 @@ def test_bundle_installs_offline_and_loads_published_dags(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "METAFLOW_AIRFLOW_STORE": store,
         "METAFLOW_AIRFLOW_STORAGE_OPTIONS": json.dumps(s3_bucket_info.storage_options),
+        "PYTHONPATH": str(REPO / "tests"),  # the probe's harness; the package is the bundle's
     }
     _run([str(env / "bin" / "airflow"), "db", "migrate"], env=airflow_env)
     probe = _run([python, "-c", PROBE], env=airflow_env, cwd=tmp_path)

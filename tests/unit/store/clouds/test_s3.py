@@ -10,6 +10,7 @@ import pytest
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from hypothesis import given
 from hypothesis import strategies as st
+
 from metaflow_airflow.store.clouds.s3 import parse_timestamp
 
 moments = st.datetimes(
