@@ -32,15 +32,22 @@ def accept_manifest(
 ) -> Manifest:
     """The manifest in ``data`` (or the error its read raised), checked as described above.
 
-    ``signature`` is the sidecar's bytes (``None`` or an error: there is none); with
-    ``signatures`` it must verify. ``model`` is a FlowManifest class to validate as."""
+    ``signature`` is the sidecar's bytes (``None`` or FileNotFoundError: there is none, any
+    other error: its read failed); with ``signatures`` it must verify. ``model`` is a FlowManifest class to validate as."""
     if isinstance(data, Exception):
         raise ManifestError(url, f"cannot be read: {data}")
     if signatures is not None:
         if signatures.key is None:
             raise ManifestError(url, signatures.problem)
+        if unreadable(signature):
+            raise ManifestError(url, f"its signature cannot be read: {signature}")
         verify(data, signature if isinstance(signature, bytes) else None, signatures.key, url=url)
     return parse_manifest(data, url, dag_id, model)
+
+
+def unreadable(blob: bytes | str | Exception | None) -> bool:
+    """A read that failed for another reason than the object not existing (worth retrying)."""
+    return isinstance(blob, Exception) and not isinstance(blob, FileNotFoundError)
 
 
 def parse_manifest(

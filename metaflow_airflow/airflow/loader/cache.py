@@ -164,10 +164,15 @@ class ManifestCache:
             return None
 
     def keep(self, digest: str, data: bytes) -> None:
-        """Store a manifest that passed validation (raises OSError when not writable)."""
+        """Store a manifest that passed validation, unless the same bytes are there already (a
+        file altered on disk is replaced); raises OSError when the folder is not writable."""
         path = self.blob_path(digest)
-        if not path.exists():
-            _write_atomically(path, data)
+        try:
+            if content_hash(path.read_bytes()) == digest:
+                return
+        except OSError:
+            pass
+        _write_atomically(path, data)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -23,6 +23,7 @@ from metaflow_airflow.airflow.loader.cache import (
 )
 from metaflow_airflow.airflow.loader.fetcher import Blobs, Unavailable
 from metaflow_airflow.errors import ManifestError, StoreError
+from metaflow_airflow.manifest.accept import unreadable
 from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX, SignatureCheck
 from metaflow_airflow.store.manifest_store import manifest_url
 
@@ -168,7 +169,8 @@ class ServingPolicy:
             if self.strict:
                 raise
             # A failed read is retried on the next parse; a bad manifest is not read again.
-            seen = "" if isinstance(blob, Exception) else marker
+            signature = blobs.get(dag_id + SIGNATURE_SUFFIX)
+            seen = "" if unreadable(blob) or unreadable(signature) else marker
             return CacheEntry(seen, good, exc.detail, now), Outcome(cached.get(dag_id), exc.detail)
         return CacheEntry(marker, digest, None, now), Outcome(manifest, None)
 
