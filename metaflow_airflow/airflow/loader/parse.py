@@ -165,9 +165,8 @@ class _Loader:
         entry = entries.get(dag_id)
         known: dict[str, CacheEntry] = {dag_id: entry} if entry else {}
         cached = self.policy.cached(known)
-        fresh_seconds = self.settings.cache_fresh_seconds
-        if self.policy.fresh_enough(entry, dag_id in cached, fresh_seconds):
-            return self._finish({dag_id: Outcome(cached.get(dag_id), entry.error)}, {})  # type: ignore[union-attr]
+        if self.policy.fresh_enough(entry, dag_id in cached, self.settings.cache_fresh_seconds):
+            return self._finish(self.policy.as_cached(known, cached), {})
         try:
             blobs = self.fetcher.read_one(dag_id)
         except Unavailable as exc:

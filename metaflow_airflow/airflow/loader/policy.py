@@ -86,8 +86,9 @@ class ServingPolicy:
         return entry is not None and entry.marker == marker and (entry.good is None or cached)
 
     @staticmethod
-    def as_cached(entries: Mapping[str, CacheEntry], cached: Mapping[str, CachedManifest]
-                  ) -> dict[str, Outcome]:
+    def as_cached(
+        entries: Mapping[str, CacheEntry], cached: Mapping[str, CachedManifest]
+    ) -> dict[str, Outcome]:
         """Every DAG of the cache as it was: its good manifest, or its error."""
         return {
             dag_id: Outcome(cached.get(dag_id), entry.error)
@@ -95,10 +96,13 @@ class ServingPolicy:
             if dag_id in cached or entry.error
         }
 
-    def fresh_enough(self, entry: CacheEntry | None, cached: bool, fresh_seconds: float) -> bool:
-        """A task's parse may use the cache without asking the store."""
-        usable = entry is not None and (entry.good is None or cached)
-        return usable and time.time() - entry.checked_at <= fresh_seconds  # type: ignore[union-attr]
+    @staticmethod
+    def fresh_enough(entry: CacheEntry | None, cached: bool, fresh_seconds: float) -> bool:
+        """A task's parse may use the cache without asking the store: the store confirmed the
+        entry within ``fresh_seconds``, and its good manifest (if any) is on disk."""
+        if entry is None or (entry.good is not None and not cached):
+            return False
+        return time.time() - entry.checked_at <= fresh_seconds
 
     def save(self, entries: dict[str, CacheEntry]) -> None:
         try:
