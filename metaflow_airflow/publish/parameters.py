@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from metaflow._vendor import click
 from metaflow.parameters import JSONTypeClass, deploy_time_eval
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.models import ParameterSpec
 
 _PYTHON_TYPES = {str: "str", int: "int", float: "float", bool: "bool"}
+# How Metaflow's CLI reads a value of each type from text.
+_CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "bool": click.BOOL}
 
 
 def compile_parameters(flow: Any) -> tuple[ParameterSpec, ...]:
@@ -27,6 +30,8 @@ def compile_parameters(flow: Any) -> tuple[ParameterSpec, ...]:
         kind = _parameter_type(param.name, kwargs.get("type"), default)
         if kind == "json" and isinstance(default, str):
             default = _parse_json_default(param.name, default)
+        elif kind in _CLICK_TYPES and isinstance(default, str):  # e.g. a deploy-time default
+            default = _typed_default(param.name, kind, default)
         specs.append(
             ParameterSpec(
                 name=param.name,
@@ -50,6 +55,15 @@ def _parameter_type(name: str, declared: Any, default: Any) -> str:
         f"parameter {name!r}: type {getattr(declared, '__name__', declared)!r} is not supported "
         "on Airflow (use str, int, float, bool or JSONType)"
     )
+
+
+def _typed_default(name: str, kind: str, text: str) -> Any:
+    """A default given as text (Metaflow hands deploy-time defaults back as text), read as
+    Metaflow's CLI reads a value of that type."""
+    try:
+        return _CLICK_TYPES[kind].convert(text, None, None)
+    except click.BadParameter as exc:
+        raise CompileError(f"parameter {name!r}: its default {text!r} is not a {kind}") from exc
 
 
 def _parse_json_default(name: str, text: str) -> Any:

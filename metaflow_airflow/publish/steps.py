@@ -18,7 +18,9 @@ from metaflow_airflow.manifest.models import PodSpec, Resources, StepSpec, Tmpfs
 from metaflow_airflow.publish.support import SUPPORTED_STEP_TYPES, UNSUPPORTED_DECORATORS
 
 
-def compile_steps(graph: Any, *, kubernetes: bool, image: str | None = None) -> tuple[StepSpec, ...]:
+def compile_steps(
+    graph: Any, *, kubernetes: bool, image: str | None = None
+) -> tuple[StepSpec, ...]:
     """Describe each step, in Metaflow's topological order (stable for the same flow).
 
     With ``kubernetes``, each step's pod is resolved the way Metaflow resolves ``@kubernetes``
@@ -61,8 +63,10 @@ def _refuse_unsupported(node: Any, nodes: dict[str, Any]) -> None:
     if node.type not in SUPPORTED_STEP_TYPES:
         raise CompileError(f"step {node.name!r}: {node.type!r} steps are not supported on Airflow")
     if getattr(node, "parallel_foreach", False) or getattr(node, "parallel_step", False):
+        # The step that calls self.next(num_parallel=...) is met first: name the @parallel one.
+        parallel = node.out_funcs[0] if getattr(node, "parallel_foreach", False) else node.name
         raise CompileError(
-            f"step {node.name!r}: @parallel steps are not supported on Airflow: "
+            f"step {parallel!r}: @parallel steps are not supported on Airflow: "
             + UNSUPPORTED_DECORATORS["parallel"]
         )
     for deco in node.decorators:
@@ -76,7 +80,8 @@ def _refuse_unsupported(node: Any, nodes: dict[str, Any]) -> None:
 def _runtime_decorator_specs(decorators: Iterable[Any]) -> Iterator[str]:
     """Decorators added with ``--with`` at publish must be added again in every task."""
     for deco in decorators:
-        if not getattr(deco, "statically_defined", True) and getattr(deco, "inserted_by", None) is None:
+        added_at_publish = not getattr(deco, "statically_defined", True)
+        if added_at_publish and getattr(deco, "inserted_by", None) is None:
             yield deco.make_decorator_spec()
 
 
