@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from metaflow_airflow.airflow.compat import Asset, triggering_asset_extras
-from metaflow_airflow.airflow.dag.mapping import splits_task_id
+from metaflow_airflow.airflow.compute.foreach_splits import splits_task_id
 from metaflow_airflow.manifest.models import FlowManifest, ManifestSource, StepSpec
 from metaflow_airflow.runtime.invocation import (
     NEXT_STEPS_KEY,

@@ -1,2 +1,2 @@
-"""Manifest → Airflow DAG objects: the factory, foreach mapping, sensors, placeholders, and the
-task tree that ``render`` prints."""
+"""Manifest → Airflow DAG objects: the factory, sensors, placeholders for broken manifests, and
+the task tree that ``render`` prints."""

@@ -2,7 +2,7 @@
 
 A foreach body is mapped over the split indexes its foreach task returns; the body of a nested
 foreach (whose foreach step is itself mapped) over the pairs a flattening task collects (see
-``mapping``). A step after a conditional runs when the branch that was taken succeeded.
+``compute/foreach_splits``). A step after a conditional runs when the branch that was taken succeeded.
 
 The DAG depends only on the manifest (no clock, no randomness, sorted iteration), so the same
 manifest always serializes to the same DAG and Airflow 3 does not version it on every parse.
@@ -24,7 +24,7 @@ from metaflow_airflow.airflow.compat import (
     asset_schedule,
     task_group,
 )
-from metaflow_airflow.airflow.dag.mapping import ForeachSplitsOperator
+from metaflow_airflow.airflow.compute.foreach_splits import ForeachSplitsOperator
 from metaflow_airflow.airflow.dag.sensors import build_sensor
 from metaflow_airflow.airflow.ui import dag_doc_md
 from metaflow_airflow.manifest.models import (
