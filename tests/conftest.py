@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -42,6 +43,24 @@ def dagbag(airflow_db: Path):
     """Parse ``dags_loader.py`` with Airflow's DagBag against a given store."""
     with dagbag_parser() as parse:
         yield parse
+
+
+@pytest.fixture
+def warnings_logged() -> Iterator[list[logging.LogRecord]]:
+    """The loader's warnings and errors, whatever an earlier test (Airflow) did to logging."""
+    from metaflow_airflow.airflow.loader.policy import LOGGER_NAME
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(LOGGER_NAME)
+    disabled, level = logger.disabled, logger.level
+    logger.disabled = False
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+    logger.disabled, logger.level = disabled, level
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from metaflow_airflow import ManifestError, ManifestStore, StoreError
 from metaflow_airflow.airflow.dag.placeholder import ERROR_TAG
 from metaflow_airflow.airflow.loader.cache import HashedManifest
 from metaflow_airflow.airflow.loader.parse import load_dags
-from metaflow_airflow.airflow.loader.policy import LOGGER_NAME
 from metaflow_airflow.errors import MetaflowAirflowError
 from metaflow_airflow.manifest.signing import sign
 from metaflow_airflow.settings import Settings
@@ -46,18 +45,6 @@ def moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def warnings_logged() -> Iterator[list[logging.LogRecord]]:
-    """Warnings and errors of the loader, whatever Airflow did to logging."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def settings(store: ManifestStore, tmp_path: Path, **overrides: Any) -> Settings:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from metaflow import FlowSpec, current, decorators, parameters
+from metaflow import FlowSpec, current, decorators, parameters, step
 from metaflow.datastore import FlowDataStore
 from metaflow.graph import FlowGraph
 from metaflow.metaflow_config import DEFAULT_DECOSPECS
@@ -102,3 +102,15 @@ def metaflow_globals_restored() -> Iterator[None]:
         parameters.context_proto = context
         vars(system_context).clear()
         vars(system_context).update(system)
+
+
+class TwoSteps(FlowSpec):
+    """``start`` → ``end``: a base for test flows that only add decorators and Parameters."""
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass

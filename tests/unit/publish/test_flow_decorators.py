@@ -4,7 +4,6 @@ flow decorators Airflow cannot honour."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +16,10 @@ from metaflow import (
     exit_hook,
     project,
     schedule,
-    step,
     trigger,
     trigger_on_finish,
 )
-from metaflow_start import metaflow_globals_restored, start_flow
+from metaflow_start import TwoSteps, start_flow
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.events import (
@@ -41,27 +39,9 @@ from metaflow_airflow.publish.flow_decorators import (
 from metaflow_airflow.publish.parameters import compile_parameters
 
 
-@pytest.fixture(autouse=True)
-def _fresh_metaflow_state() -> Iterator[None]:
-    with metaflow_globals_restored():
-        yield
-
-
-class _Steps(FlowSpec):
-    """Two steps for the flows below, which only add decorators and Parameters."""
-
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
 def flow_with(*decorators: Any, parameters: dict[str, Parameter] | None = None) -> type[FlowSpec]:
     """A new flow class (named Flow) with these flow decorators, outermost first."""
-    flow_cls: type[FlowSpec] = type("Flow", (_Steps,), dict(parameters or {}))
+    flow_cls: type[FlowSpec] = type("Flow", (TwoSteps,), dict(parameters or {}))
     for decorator in reversed(decorators):
         flow_cls = decorator(flow_cls)
     return flow_cls

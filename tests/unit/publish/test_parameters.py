@@ -3,40 +3,20 @@ them): Airflow Param types, deploy-time and JSON defaults, required parameters, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from metaflow import FlowSpec, JSONType, Parameter, step
-from metaflow_start import metaflow_globals_restored, start_flow
+from metaflow import FlowSpec, JSONType, Parameter
+from metaflow_start import TwoSteps, start_flow
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.models import ParameterSpec
 from metaflow_airflow.publish.parameters import compile_parameters, refuse_required_parameters
 
 
-@pytest.fixture(autouse=True)
-def _fresh_metaflow_state() -> Iterator[None]:
-    with metaflow_globals_restored():
-        yield
-
-
 def compiled(flow_cls: type[FlowSpec]) -> dict[str, ParameterSpec]:
     return {p.name: p for p in compile_parameters(start_flow(flow_cls).flow)}
 
 
-class _Steps(FlowSpec):
-    """Two steps for the flows below, which only add Parameters."""
-
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-class TypesFlow(_Steps):
+class TypesFlow(TwoSteps):
     # Metaflow lists Parameters by attribute name, here not the order of their names.
     p1 = Parameter("text", type=str, default="hello", help="Some text.")
     p2 = Parameter("count", type=int, default=3)
@@ -72,7 +52,7 @@ def test_sorted_by_name() -> None:
     ]
 
 
-class InferredFlow(_Steps):
+class InferredFlow(TwoSteps):
     n = Parameter("n", default=7)
     alpha = Parameter("alpha", default=1.5)
     flag = Parameter("flag", default=True)
@@ -90,7 +70,7 @@ def test_types_inferred_from_defaults_as_metaflow_does() -> None:
     assert params["untyped"].default is None and not params["untyped"].required
 
 
-class RequiredFlow(_Steps):
+class RequiredFlow(TwoSteps):
     text = Parameter("text", required=True, help="Needed.")
     given = Parameter("given", required=True, default="x")
 
@@ -111,7 +91,7 @@ def test_a_required_parameter_blocks_scheduling() -> None:
     refuse_required_parameters("@schedule", compile_parameters(start_flow(TypesFlow).flow))
 
 
-class DeployTimeFlow(_Steps):
+class DeployTimeFlow(TwoSteps):
     owner = Parameter("owner", default=lambda ctx: ctx.user_name)
     settings = Parameter("settings", type=JSONType, default=lambda ctx: {"flow": ctx.flow_name})
 
@@ -122,7 +102,7 @@ def test_deploy_time_defaults_are_evaluated_at_publish() -> None:
     assert params["settings"].default == {"flow": "DeployTimeFlow"}
 
 
-class TypedDeployTimeFlow(_Steps):
+class TypedDeployTimeFlow(TwoSteps):
     count = Parameter("count", type=int, default=lambda ctx: 5)
     ratio = Parameter("ratio", type=float, default=lambda ctx: 0.25)
     loud = Parameter("loud", type=bool, default=lambda ctx: True)
@@ -137,11 +117,11 @@ def test_typed_deploy_time_defaults_keep_their_type() -> None:
     }
 
 
-class TextDefaultFlow(_Steps):
+class TextDefaultFlow(TwoSteps):
     count = Parameter("count", type=int, default="5")
 
 
-class WrongTextDefaultFlow(_Steps):
+class WrongTextDefaultFlow(TwoSteps):
     wrong = Parameter("wrong", type=int, default="many")
 
 
@@ -152,7 +132,7 @@ def test_a_text_default_is_read_as_its_type_or_refused() -> None:
         compiled(WrongTextDefaultFlow)
 
 
-class FailingDefaultFlow(_Steps):
+class FailingDefaultFlow(TwoSteps):
     broken = Parameter("broken", default=lambda ctx: 1 / 0)
 
 
@@ -161,7 +141,7 @@ def test_a_failing_deploy_time_default_is_a_compile_error() -> None:
         compiled(FailingDefaultFlow)
 
 
-class BadJsonFlow(_Steps):
+class BadJsonFlow(TwoSteps):
     config = Parameter("config", type=JSONType, default="{colors: red}")
 
 
@@ -170,7 +150,7 @@ def test_a_json_default_that_is_not_json_is_refused() -> None:
         compiled(BadJsonFlow)
 
 
-class ListFlow(_Steps):
+class ListFlow(TwoSteps):
     items = Parameter("items", type=list, default=[1, 2])
 
 

@@ -4,7 +4,6 @@ resources, environment, pods, and the steps Airflow cannot run."""
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterator
 from typing import Literal
 
 import pytest
@@ -20,17 +19,11 @@ from metaflow import (
     step,
     timeout,
 )
-from metaflow_start import metaflow_globals_restored, start_flow
+from metaflow_start import start_flow
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.models import Resources, StepSpec, Tmpfs
 from metaflow_airflow.publish.steps import compile_steps
-
-
-@pytest.fixture(autouse=True)
-def _fresh_metaflow_state() -> Iterator[None]:
-    with metaflow_globals_restored():
-        yield
 
 
 def compiled(

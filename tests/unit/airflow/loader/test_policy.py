@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from manifests import FOREACH_STEPS, make_manifest
 
 from metaflow_airflow.airflow.loader.cache import CachedManifest, CacheEntry, ManifestCache
 from metaflow_airflow.airflow.loader.fetcher import Blobs, Unavailable
-from metaflow_airflow.airflow.loader.policy import LOGGER_NAME, Outcome, ServingPolicy
+from metaflow_airflow.airflow.loader.policy import Outcome, ServingPolicy
 from metaflow_airflow.errors import ManifestError, StoreError
 from metaflow_airflow.manifest.signing import SignatureCheck, sign, signature_check
 from metaflow_airflow.settings import Settings
@@ -54,22 +54,6 @@ def cache(tmp_path: Path) -> ManifestCache:
 @pytest.fixture
 def policy(cache: ManifestCache) -> ServingPolicy:
     return ServingPolicy(STORE, cache, strict=False, signatures=None)
-
-
-@pytest.fixture
-def warnings_logged() -> Iterator[list[logging.LogRecord]]:
-    """The loader's warnings and errors, whatever an earlier test (Airflow) did to logging."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger(LOGGER_NAME)
-    disabled, level = logger.disabled, logger.level
-    logger.disabled = False
-    logger.setLevel(logging.WARNING)
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-    logger.disabled, logger.level = disabled, level
 
 
 def parse_once(
