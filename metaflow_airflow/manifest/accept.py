@@ -33,9 +33,12 @@ def accept_manifest(
     """The manifest in ``data`` (or the error its read raised), checked as described above.
 
     ``signature`` is the sidecar's bytes (``None`` or FileNotFoundError: there is none, any
-    other error: its read failed); with ``signatures`` it must verify. ``model`` is a FlowManifest class to validate as."""
+    other error: its read failed); with ``signatures`` it must verify. ``model`` is a
+    FlowManifest class to validate as."""
     if isinstance(data, Exception):
         raise ManifestError(url, f"cannot be read: {data}")
+    if isinstance(data, str):  # a signature covers the stored bytes
+        data = data.encode("utf-8")
     if signatures is not None:
         if signatures.key is None:
             raise ManifestError(url, signatures.problem)

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Literal, Protocol, Union
 
-from pydantic import Field, JsonValue, model_validator
+from pydantic import Field, JsonValue, field_validator, model_validator
 
 from metaflow_airflow.manifest.base import (
     DAG_ID_PATTERN,
@@ -255,6 +255,14 @@ class FlowManifest(ManifestModel):
         description="The Asset the end task emits when a run succeeds (x-metaflow://flows/"
         "<project-qualified flow name>); null: derived from project and flow_name.",
     )
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        """Pydantic's lax Literal[1] would take JSON ``true`` as 1."""
+        if isinstance(value, bool):
+            raise ValueError("must be the integer 1, not a boolean")
+        return value
 
     @model_validator(mode="after")
     def _check_graph(self) -> FlowManifest:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 # What identifies an object's content in a listing, in the order a marker lists them, for a
 # file system that no cloud module describes.
 GENERIC_MARKER_KEYS = ("ETag", "etag", "generation", "md5Hash")
-GENERIC_FALLBACK_KEYS = ("mtime", "ino", "LastModified", "last_modified")
+GENERIC_FALLBACK_KEYS = ("mtime", "ino", "LastModified", "last_modified", "created")
 
 
 class WriteConflict(Exception):
@@ -77,9 +77,10 @@ class Cloud:
         """What serializes the pointer moves of one DAG besides conditional writes."""
         return nullcontext()
 
-    def change_tag(self, info: Mapping[str, Any]) -> str | None:
-        """The tag that :meth:`replace` compares."""
-        return info.get("ETag") or info.get("etag")
+    def change_tag(self, info: Mapping[str, Any]) -> str:
+        """The tag that :meth:`replace` compares, of an object that exists (its marker where
+        the store has no ETag: never ``None``, which means "does not exist")."""
+        return info.get("ETag") or info.get("etag") or self.marker(info)
 
     # --- the loader ----------------------------------------------------------------------------
 
