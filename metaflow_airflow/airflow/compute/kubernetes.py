@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -47,6 +48,11 @@ class MetaflowKubernetesOperator(BoundStep, KubernetesPodOperator, SkipMixin):
     (docs/performance.md)."""
 
     operator_extra_links = (*KubernetesPodOperator.operator_extra_links, MetaflowUILink())
+    # A manifest is data: none of its strings (image, labels, annotations, namespace, the
+    # publisher in the owner annotation...) may be rendered by Jinja on the worker, where the
+    # context reaches connections and variables. What depends on the task instance (command,
+    # environment) is computed by prepare(), not templated.
+    template_fields: Sequence[str] = ()
 
     def prepare(self, ref: TaskRef) -> StepInvocation:
         """Fill in the container's command and environment for one task instance."""
