@@ -1,9 +1,12 @@
 """Stored bytes → an accepted manifest: the one check that the loader, its cache, the store's
 reads, ``validate`` and ``list`` share, so that ``validate`` says exactly what the loader will.
 
-In order: the bytes could be read; their signature verifies (when signatures are checked);
-they are a manifest of a schema version this package reads; they pass the models' checks;
-the manifest declares the DAG id it is stored under. Every refusal is a
+In order: the bytes could be read; they are no larger than ``MAX_MANIFEST_BYTES``; their
+signature verifies (when signatures are checked); they are a manifest of a schema version this
+package reads; they pass the models' checks (JSON values nested at most ``MAX_JSON_DEPTH``
+deep, among others); the manifest declares the DAG id it is stored under. Whatever the bytes
+hold, the outcome is a manifest or a ManifestError: never another exception (a JSON document
+nested thousands of levels deep makes Python's own parser raise RecursionError). Every refusal is a
 :class:`~metaflow_airflow.errors.ManifestError` naming the manifest's URL and the field.
 """
 
@@ -15,10 +18,15 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from metaflow_airflow.errors import ManifestError
+from metaflow_airflow.manifest.base import MAX_JSON_DEPTH
 from metaflow_airflow.manifest.models import SCHEMA_VERSION, FlowManifest
 from metaflow_airflow.manifest.signing import SignatureCheck, verify
 
 Manifest = TypeVar("Manifest", bound=FlowManifest)
+# A fifty-step flow's manifest is about 300 KB (docs/performance.md): far below this.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+__all__ = ["MAX_JSON_DEPTH", "MAX_MANIFEST_BYTES", "accept_manifest", "unreadable"]
 
 
 def accept_manifest(
@@ -39,13 +47,17 @@ def accept_manifest(
         raise ManifestError(url, f"cannot be read: {data}")
     if isinstance(data, str):  # a signature covers the stored bytes
         data = data.encode("utf-8")
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            url, f"{len(data)} bytes: a manifest may have at most {MAX_MANIFEST_BYTES} bytes"
+        )
     if signatures is not None:
         if signatures.key is None:
             raise ManifestError(url, signatures.problem)
         if unreadable(signature):
             raise ManifestError(url, f"its signature cannot be read: {signature}")
         verify(data, signature if isinstance(signature, bytes) else None, signatures.key, url=url)
-    return parse_manifest(data, url, dag_id, model)
+    return _parse(data, url, dag_id, model)
 
 
 def unreadable(blob: bytes | str | Exception | None) -> bool:
@@ -53,16 +65,13 @@ def unreadable(blob: bytes | str | Exception | None) -> bool:
     return isinstance(blob, Exception) and not isinstance(blob, FileNotFoundError)
 
 
-def parse_manifest(
-    data: bytes | str,
-    url: str,
-    dag_id: str | None = None,
-    model: type[Manifest] = FlowManifest,  # type: ignore[assignment]
-) -> Manifest:
+def _parse(data: bytes, url: str, dag_id: str | None, model: type[Manifest]) -> Manifest:
     """Validate manifest JSON as ``model``; the error names ``url`` and the first failing
     field. With ``dag_id`` (the name it is stored under), the manifest must declare that id."""
     try:
         manifest = model.model_validate_json(data)
+    except (RecursionError, MemoryError) as exc:
+        raise ManifestError(url, f"cannot be parsed ({type(exc).__name__})") from exc
     except ValidationError as exc:
         newer = _future_schema_version(data)
         if newer is not None:
@@ -85,7 +94,7 @@ def parse_manifest(
 def _future_schema_version(data: bytes | str) -> int | None:
     try:
         document = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep for Python's parser
         return None
     version = document.get("schema_version") if isinstance(document, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:

@@ -13,13 +13,14 @@ from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Literal, Protocol, Union
 
-from pydantic import Field, JsonValue, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from metaflow_airflow.manifest.base import (
     DAG_ID_PATTERN,
     ENV_NAME_PATTERN,
     PARAMETER_NAME_PATTERN,
     STEP_NAME_PATTERN,
+    BoundedJson,
     ManifestModel,
 )
 from metaflow_airflow.manifest.events import (
@@ -42,7 +43,7 @@ class ParameterSpec(ManifestModel):
 
     name: Annotated[str, Field(pattern=PARAMETER_NAME_PATTERN)]
     type: ParameterType
-    default: JsonValue = None
+    default: BoundedJson = None
     required: bool = False
     help: str = ""
 
@@ -80,7 +81,7 @@ class PodSpec(ManifestModel):
         default=(), description="Kubernetes secrets whose keys become environment variables."
     )
     node_selector: dict[str, str] = {}
-    tolerations: tuple[dict[str, JsonValue], ...] = ()
+    tolerations: tuple[dict[str, BoundedJson], ...] = ()
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     persistent_volume_claims: dict[str, str] = Field(
@@ -88,7 +89,7 @@ class PodSpec(ManifestModel):
     )
     tmpfs: Tmpfs | None = None
     shared_memory_mb: int | None = Field(default=None, gt=0)
-    security_context: dict[str, JsonValue] = Field(
+    security_context: dict[str, BoundedJson] = Field(
         default={}, description="Container security context (Kubernetes field names, snake_case)."
     )
     gpu_vendor: str = "nvidia"

@@ -169,13 +169,14 @@ class ServingPolicy:
             manifest = cached.get(dag_id) if digest == good else None
             if manifest is None:
                 manifest = CachedManifest(self.cache, parsed, kept=self._keep(parsed, blob))
-        except ManifestError as exc:
+        except Exception as exc:  # whatever a manifest holds stays its own DAG's problem
             if self.strict:
                 raise
+            detail = exc.detail if isinstance(exc, ManifestError) else f"{exc!r}"
             # A failed read is retried on the next parse; a bad manifest is not read again.
             signature = blobs.get(dag_id + SIGNATURE_SUFFIX)
             seen = "" if unreadable(blob) or unreadable(signature) else marker
-            return CacheEntry(seen, good, exc.detail, now), Outcome(cached.get(dag_id), exc.detail)
+            return CacheEntry(seen, good, detail, now), Outcome(cached.get(dag_id), detail)
         return CacheEntry(marker, digest, None, now), Outcome(manifest, None)
 
     def store_unavailable(

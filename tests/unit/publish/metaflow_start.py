@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import pytest
 from metaflow import FlowSpec, current, decorators, parameters, step
 from metaflow.datastore import FlowDataStore
 from metaflow.graph import FlowGraph
@@ -79,6 +80,15 @@ def start_flow(
         flow.__class__._init_graph()
     decorators._init_step_decorators(flow, flow._graph, environment, flow_datastore, _echo)
     return StartedFlow(flow=flow, graph=flow._graph)
+
+
+@pytest.fixture
+def fresh_metaflow_state() -> Iterator[None]:
+    """Each test starts its flows as if in a process of its own (see below); a test module
+    uses it with ``pytestmark = pytest.mark.usefixtures("fresh_metaflow_state")``, importing
+    it from here (a conftest.py would shadow the other test folders' ``conftest`` imports)."""
+    with metaflow_globals_restored():
+        yield
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from metaflow import (
     trigger,
     trigger_on_finish,
 )
-from metaflow_start import TwoSteps, start_flow
+from metaflow_start import TwoSteps, fresh_metaflow_state, start_flow  # noqa: F401 (a fixture)
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.events import (
@@ -37,6 +37,8 @@ from metaflow_airflow.publish.flow_decorators import (
     refuse_unsupported_flow_decorators,
 )
 from metaflow_airflow.publish.parameters import compile_parameters
+
+pytestmark = pytest.mark.usefixtures("fresh_metaflow_state")
 
 
 def flow_with(*decorators: Any, parameters: dict[str, Parameter] | None = None) -> type[FlowSpec]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 from metaflow import FlowSpec, JSONType, Parameter
-from metaflow_start import TwoSteps, start_flow
+from metaflow_start import TwoSteps, fresh_metaflow_state, start_flow  # noqa: F401 (a fixture)
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.models import ParameterSpec
 from metaflow_airflow.publish.parameters import compile_parameters, refuse_required_parameters
+
+pytestmark = pytest.mark.usefixtures("fresh_metaflow_state")
 
 
 def compiled(flow_cls: type[FlowSpec]) -> dict[str, ParameterSpec]:

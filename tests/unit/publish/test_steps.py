@@ -19,11 +19,13 @@ from metaflow import (
     step,
     timeout,
 )
-from metaflow_start import start_flow
+from metaflow_start import fresh_metaflow_state, start_flow  # noqa: F401 (a fixture)
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.models import Resources, StepSpec, Tmpfs
 from metaflow_airflow.publish.steps import compile_steps
+
+pytestmark = pytest.mark.usefixtures("fresh_metaflow_state")
 
 
 def compiled(

@@ -1,0 +1,81 @@
+"""Nothing one manifest holds can take down another DAG: Airflow's DagBag parses the real loader
+file over a store where one manifest is hostile, and finds no import error, every good DAG, and
+the hostile one as its own placeholder; ``list`` and ``validate`` report it in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from manifests import FOREACH_STEPS, make_manifest
+
+from metaflow_airflow import ManifestStore
+from metaflow_airflow.airflow.dag.placeholder import ERROR_TAG
+from metaflow_airflow.cli import cli
+from metaflow_airflow.manifest.base import MAX_JSON_DEPTH
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def manifest_document(dag_id: str) -> dict:
+    return json.loads(make_manifest(FOREACH_STEPS).model_copy(update={"dag_id": dag_id}).to_json())
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def with_raw_default(dag_id: str, default_json: str) -> bytes:
+    """A manifest whose first Parameter's default is the JSON text ``default_json``."""
+    document = manifest_document(dag_id)
+    document["parameters"] = [{"name": "p", "type": "json", "default": "__DEFAULT__"}]
+    return json.dumps(document).replace('"__DEFAULT__"', default_json).encode()
+
+
+HOSTILE = {
+    # Python's JSON parser raises RecursionError; pydantic's refuses it.
+    "deep_5000": with_raw_default("deep_5000", nested(5000)),
+    # Parses, but Airflow would walk it recursively (Params, serialization).
+    "deep_900": with_raw_default("deep_900", nested(900)),
+    "just_too_deep": with_raw_default("just_too_deep", nested(MAX_JSON_DEPTH + 1)),
+}
+
+
+def store_with(tmp_path: Path, name: str) -> ManifestStore:
+    store = ManifestStore(f"file://{tmp_path / 'store'}")
+    store.write(make_manifest(FOREACH_STEPS).model_copy(update={"dag_id": "good"}))
+    store.fs.pipe_file(f"{store.root}/manifests/{name}.json", HOSTILE[name])
+    return store
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_manifest_is_only_its_own_dags_problem(name: str, tmp_path: Path, dagbag):
+    store = store_with(tmp_path, name)
+    bag = dagbag(store.url)
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == sorted(["good", name])
+    assert ERROR_TAG in bag.get_dag(name).tags and ERROR_TAG not in bag.get_dag("good").tags
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_list_and_validate_report_it_in_one_line(name: str, tmp_path: Path):
+    store = store_with(tmp_path, name)
+    listed = CliRunner().invoke(cli, ["list", "--store", store.url])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.startswith("good\t")
+    validated = CliRunner().invoke(cli, ["validate", "--store", store.url])
+    assert validated.exit_code == 1
+    invalid = [line for line in validated.output.splitlines() if line.startswith("invalid")]
+    assert len(invalid) == 1 and f"manifests/{name}.json" in invalid[0]
+    assert "Traceback" not in validated.output
+
+
+def test_a_json_value_at_the_depth_limit_is_accepted(tmp_path: Path):
+    store = ManifestStore(f"file://{tmp_path / 'store'}")
+    store.fs.makedirs(f"{store.root}/manifests", exist_ok=True)
+    store.fs.pipe_file(
+        f"{store.root}/manifests/deep_ok.json", with_raw_default("deep_ok", nested(MAX_JSON_DEPTH))
+    )
+    assert store.read("deep_ok").parameters[0].default is not None
