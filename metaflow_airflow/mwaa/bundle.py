@@ -150,7 +150,7 @@ def _release_cutoff(airflow_version: str) -> str:
 
 
 def _source_tree() -> Path:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").is_file():
         raise BundleError("metaflow-airflow is not installed from a source checkout: pass "
                           "--project-dir with the project's source")
