@@ -44,10 +44,6 @@ from metaflow_airflow.store.versions import (
 
 __all__ = ["ManifestStore", "Version", "manifest_url"]
 
-# Failures of one object rather than of the store.
-_OBJECT_ERRORS = (FileNotFoundError, PermissionError)
-
-
 class ManifestStore:
     """Publishes, lists and reads flow manifests under one URL."""
 
@@ -193,20 +189,18 @@ class ManifestStore:
 
     def read(self, dag_id: str) -> FlowManifest:
         """One manifest, validated; :class:`ManifestError` names the URL and the field."""
-        try:
-            data = self.fs.cat_file(self._objects.manifest_path(dag_id))
-        except FileNotFoundError as exc:
-            raise StoreError(f"no manifest {self.manifest_url(dag_id)}") from exc
-        except OSError as exc:
-            raise StoreError(f"cannot read {self.manifest_url(dag_id)}: {exc}") from exc
+        data = self.read_raw_many([dag_id])[dag_id]
+        if isinstance(data, FileNotFoundError):
+            raise StoreError(f"no manifest {self.manifest_url(dag_id)}") from data
         return accept_manifest(data, self.manifest_url(dag_id), dag_id)
 
     def read_raw_many(
         self, dag_ids: list[str], *, signatures: bool = False
     ) -> dict[str, bytes | OSError]:
         """The bytes of many current manifests in one bulk (concurrent) request. A manifest
-        that is gone or not readable maps to its FileNotFoundError or PermissionError; any
-        other failure is the store's (network, server) and raises :class:`StoreError`. With
+        that is gone or not readable maps to its error (FileNotFoundError, PermissionError, and
+        on a local folder any OSError); any other failure is the store's (network, server) and
+        raises :class:`StoreError`. With
         ``signatures``, the keys ``<dag_id>.sig`` hold the signature sidecars."""
         paths = {self._objects.manifest_path(d): d for d in dag_ids}
         if signatures:
@@ -214,12 +208,13 @@ class ManifestStore:
             paths.update(sidecars)
         if not paths:
             return {}
+        cloud = self._objects.cloud
         try:
-            blobs = self.fs.cat(list(paths), on_error="return", **self._objects.read_options)
+            blobs = cloud.read_many(self.fs, list(paths), self._objects.read_options)
         except OSError as exc:
             raise StoreError(f"cannot read manifests from {self.url}: {exc}") from exc
         for blob in blobs.values():
-            if isinstance(blob, Exception) and not isinstance(blob, _OBJECT_ERRORS):
+            if isinstance(blob, Exception) and not isinstance(blob, cloud.object_errors):
                 raise StoreError(f"cannot read manifests from {self.url}: {blob}") from blob
         strip = self.fs._strip_protocol
         return {paths[strip(path).rstrip("/")]: blob for path, blob in blobs.items()}

@@ -36,6 +36,8 @@ class Cloud:
     """The URL scheme whose file system an Airflow provider registers (ObjectStoragePath)."""
     airflow_provider: ClassVar[str | None] = None
     """The Airflow provider package that registers it."""
+    object_errors: ClassVar[tuple[type[OSError], ...]] = (FileNotFoundError, PermissionError)
+    """Errors of reading one object that are that object's problem, not the store's."""
     marker_keys: ClassVar[tuple[str, ...]] = GENERIC_MARKER_KEYS
     """Keys of an object's listing entry that change whenever its content does."""
     sysroot_variable: ClassVar[str | None] = None
@@ -53,6 +55,12 @@ class Cloud:
     def read_options(self, fs: Any) -> dict[str, Any]:
         """Keyword arguments for ``fs.cat`` of small objects."""
         return {}
+
+    def read_many(
+        self, fs: Any, paths: list[str], options: Mapping[str, Any]
+    ) -> dict[str, bytes | Exception]:
+        """The bytes of each object, or the exception its read raised, in one bulk request."""
+        return fs.cat(paths, on_error="return", **options)
 
     def create(self, fs: Any, path: str, data: bytes) -> None:
         """Write ``path`` only if it does not exist (else raise FileExistsError)."""

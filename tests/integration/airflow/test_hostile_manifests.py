@@ -5,6 +5,9 @@ the hostile one as its own placeholder; ``list`` and ``validate`` report it in o
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,10 @@ from manifests import FOREACH_STEPS, make_manifest
 
 from metaflow_airflow import ManifestStore
 from metaflow_airflow.airflow.dag.placeholder import ERROR_TAG
+from metaflow_airflow.airflow.loader.parse import load_dags
 from metaflow_airflow.cli import cli
 from metaflow_airflow.manifest.base import MAX_JSON_DEPTH
+from metaflow_airflow.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -79,3 +84,52 @@ def test_a_json_value_at_the_depth_limit_is_accepted(tmp_path: Path):
         f"{store.root}/manifests/deep_ok.json", with_raw_default("deep_ok", nested(MAX_JSON_DEPTH))
     )
     assert store.read("deep_ok").parameters[0].default is not None
+
+
+# --- odd objects in a folder store -----------------------------------------------------------
+
+
+def odd_objects(folder: Path) -> list[str]:
+    """What a careless user or an attacker with a shell can leave under manifest names."""
+    (folder / "loop.json").symlink_to("loop.json")
+    (folder / "folder.json").mkdir()
+    os.mkfifo(folder / "fifo.json")
+    (folder / "zero.json").symlink_to("/dev/zero")
+    return ["fifo", "folder", "loop", "zero"]
+
+
+@pytest.mark.timeout(120)
+def test_odd_objects_in_a_folder_store_are_their_own_errors(tmp_path: Path, warnings_logged):
+    """Each is that manifest's error, never the store's: a cold cache loads the good DAG, a warm
+    one still sees a new publish, and no read waits on a FIFO (the store timeout is longer than
+    the test's, so a blocked read fails the test instead of being cut short)."""
+    store = ManifestStore(f"file://{tmp_path / 'store'}")
+    store.write(make_manifest(FOREACH_STEPS).model_copy(update={"dag_id": "good"}))
+    odd = odd_objects(tmp_path / "store" / "manifests")
+    settings = Settings(
+        store=store.url, cache_dir=tmp_path / "cache", store_timeout_seconds=600
+    )
+
+    cold = load_dags(settings=settings)
+    assert ERROR_TAG not in cold["good"].tags
+    assert all(ERROR_TAG in cold[name].tags for name in odd)
+    assert "not a regular file" in cold["fifo"].doc_md
+
+    store.write(make_manifest(FOREACH_STEPS).model_copy(update={"dag_id": "newer"}))
+    warm = load_dags(settings=settings)
+    assert sorted(warm) == sorted(["good", "newer", *odd])
+    assert not [r for r in warnings_logged if "unavailable" in r.getMessage()]
+
+
+def test_show_names_an_odd_object_in_one_line(tmp_path: Path):
+    store = ManifestStore(f"file://{tmp_path / 'store'}")
+    store.write(make_manifest(FOREACH_STEPS).model_copy(update={"dag_id": "good"}))
+    odd_objects(tmp_path / "store" / "manifests")
+    command = str(Path(sys.executable).parent / "metaflow-airflow")
+    shown = subprocess.run(
+        [command, "show", "fifo", "--store", store.url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert shown.returncode == 1
+    assert shown.stderr.startswith("error: ") and len(shown.stderr.splitlines()) == 1
+    assert "fifo.json: cannot be read" in shown.stderr and "not a regular file" in shown.stderr

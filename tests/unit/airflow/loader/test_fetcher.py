@@ -5,7 +5,6 @@ raises."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from metaflow_airflow.airflow.loader.fetcher import (
 )
 from metaflow_airflow.manifest.signing import sign
 from metaflow_airflow.settings import Settings
+from metaflow_airflow.store.clouds import local as local_cloud
 from metaflow_airflow.store.manifest_store import ManifestStore
 
 KEY = b"k" * 32
@@ -48,23 +48,21 @@ def release() -> Iterator[threading.Event]:
 
 
 @pytest.fixture
-def hanging(store: ManifestStore) -> Iterator[Callable[[str], None]]:
-    """Makes a DAG's manifest a named pipe: reading it blocks until a writer comes, like a
-    store that accepts the request and never answers. Teardown is that writer."""
-    pipes: list[Path] = []
+def hanging(
+    monkeypatch: pytest.MonkeyPatch, release: threading.Event
+) -> Callable[[str], None]:
+    """Makes reading a DAG's manifest wait until teardown, like a store that accepts the
+    request and never answers (a folder store itself never blocks: it reads no FIFO)."""
+    blocked: set[str] = set()
+    read = local_cloud.read_regular_file
 
-    def hang(dag_id: str) -> None:
-        path = Path(store.root) / "manifests" / f"{dag_id}.json"
-        path.unlink()
-        os.mkfifo(path)
-        pipes.append(path)
+    def read_or_hang(path: str) -> bytes | OSError:
+        if Path(path).stem in blocked:
+            release.wait()
+        return read(path)
 
-    yield hang
-    for path in pipes:
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # the reader gets EOF
-        except OSError:  # no reader left
-            pass
+    monkeypatch.setattr(local_cloud, "read_regular_file", read_or_hang)
+    return blocked.add
 
 
 def fetcher_of(
