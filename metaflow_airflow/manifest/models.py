@@ -23,6 +23,7 @@ from metaflow_airflow.manifest.base import (
     BoundedJson,
     ManifestModel,
 )
+from metaflow_airflow.manifest.checks import check_cron, check_timezone, parents_cycle
 from metaflow_airflow.manifest.events import (
     FLOW_ASSET_URI_PATTERN,
     Sensor,
@@ -198,6 +199,19 @@ class ScheduleSpec(ManifestModel):
     cron: str = Field(description="Five-field cron, as Airflow reads it.")
     timezone: str | None = Field(default=None, description="IANA name; UTC when absent.")
 
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        check_cron(cron)
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, timezone: str | None) -> str | None:
+        if timezone is not None:
+            check_timezone(timezone)
+        return timezone
+
 
 
 class DeploymentSpec(ManifestModel):
@@ -278,6 +292,11 @@ class FlowManifest(ManifestModel):
                     raise ValueError(f"steps.{step.name}: refers to unknown step {ref!r}")
         if "start" not in known or "end" not in known:
             raise ValueError("steps: a flow needs a 'start' and an 'end' step")
+        cycle = parents_cycle({step.name: step.parents for step in self.steps})
+        if cycle:
+            raise ValueError(f"steps: the parents of {', '.join(cycle)} form a cycle")
+        if self.steps_by_name["start"].parents:
+            raise ValueError("steps.start: the start step has no parents")
         return self
 
     @model_validator(mode="after")

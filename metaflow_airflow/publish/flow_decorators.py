@@ -10,6 +10,7 @@ from typing import Any
 
 from metaflow import current
 from metaflow.exception import MetaflowException
+from pydantic import ValidationError
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.events import (
@@ -37,7 +38,10 @@ def compile_schedule(flow: Any, parameters: tuple[ParameterSpec, ...]) -> Schedu
         raise CompileError(f"@schedule: {decos[0].schedule!r} is not a 5- or 6-field cron")
     refuse_required_parameters("@schedule", parameters)
     cron = " ".join(fields[:5]).replace("?", "*")
-    return ScheduleSpec(cron=cron, timezone=decos[0].timezone or None)
+    try:
+        return ScheduleSpec(cron=cron, timezone=decos[0].timezone or None)
+    except ValidationError as exc:  # what Airflow's timetable would refuse at every parse
+        raise CompileError(f"@schedule: {exc.errors()[0]['msg']}") from exc
 
 
 def compile_sensors(flow: Any) -> tuple[ExternalTaskSensorSpec | S3KeySensorSpec, ...]:

@@ -2,7 +2,8 @@
 
 A foreach body is mapped over the split indexes its foreach task returns; the body of a nested
 foreach (whose foreach step is itself mapped) over the pairs a flattening task collects (see
-``compute/foreach_splits``). A step after a conditional runs when the branch that was taken succeeded.
+``compute/foreach_splits``). A step after a conditional runs when the branch that was taken
+succeeded.
 
 The DAG depends only on the manifest (no clock, no randomness, sorted iteration), so the same
 manifest always serializes to the same DAG and Airflow 3 does not version it on every parse.
@@ -62,6 +63,7 @@ def build_dag(
         tags=sorted({"metaflow", *manifest.tags}),
         default_args=_default_args(manifest),
         is_paused_upon_creation=manifest.deployment.is_paused_upon_creation,
+        auto_register=False,  # the loader decides which DAGs the file defines
     ) as dag:
         tasks: dict[str, BaseOperator] = {}
         for sensor in manifest.sensors:

@@ -48,6 +48,7 @@ def placeholder_dag(dag_id: str, url: str, error: str) -> DAG:
         start_date=PLACEHOLDER_START,
         catchup=False,
         tags=["metaflow", ERROR_TAG],
+        auto_register=False,
     ) as dag:
         InvalidManifestOperator(task_id="invalid_manifest", error=message, doc_md=doc)
     return dag

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-from metaflow_airflow.airflow.compat import DAG, get_parsing_context
+from metaflow_airflow.airflow.compat import DAG, check_as_the_dag_processor, get_parsing_context
 from metaflow_airflow.airflow.dag.factory import build_dag
 from metaflow_airflow.airflow.dag.placeholder import last_good_notice, placeholder_dag
 from metaflow_airflow.airflow.loader.cache import CachedManifest, CacheEntry, ManifestCache
@@ -217,6 +217,7 @@ class _Loader:
         try:
             manifest = source.manifest
             dag = build_dag(manifest, url, source=source)
+            check_as_the_dag_processor(dag)
         except Exception as exc:  # one DAG's failure must not hide the others
             if self.settings.strict:
                 raise

@@ -94,6 +94,20 @@ def test_a_cron_of_another_length_is_refused() -> None:
         scheduled(schedule(cron="0 12 * *"))
 
 
+@pytest.mark.parametrize(
+    ("decorator", "message"),
+    [
+        (schedule(cron="0 25 * * ? *"), "25 is out of range for field 2"),
+        (schedule(cron="*/0 * * * *"), "step '0' of field 1"),
+        (schedule(cron="0 0 * * *", timezone="Not/AZone"), "unknown time zone 'Not/AZone'"),
+    ],
+)
+def test_a_schedule_airflow_would_refuse_is_refused_at_publish(decorator: Any, message: str):
+    """Published, Airflow's timetable check would fail the loader file at every parse."""
+    with pytest.raises(CompileError, match=f"@schedule: .*{message}"):
+        scheduled(decorator)
+
+
 def test_a_scheduled_flow_needs_defaults_for_every_parameter() -> None:
     with pytest.raises(CompileError, match="@schedule: parameter 'text' has no default"):
         scheduled(schedule(hourly=True), text=Parameter("text", required=True))
