@@ -135,13 +135,21 @@ def _progress(message: str) -> None:
 
 
 def _warnings(compute: LocalCompute | KubernetesCompute, metadata: str) -> tuple[str, ...]:
+    found = []
     if compute.kind == "kubernetes" and metadata == "local":
-        return (
+        found.append(
             "--compute kubernetes with local metadata: each pod keeps its run's metadata and "
             "loses it when it ends, so the Client API cannot find Airflow runs; use "
-            "--metadata service (a Metaflow metadata service) in production",
+            "--metadata service (a Metaflow metadata service) in production"
         )
-    return ()
+    if metadata == "service" and metaflow_config.SERVICE_HEADERS:
+        found.append(
+            "METAFLOW_SERVICE_HEADERS is not stored in the manifest (it holds credentials such "
+            "as API keys, and every store reader could read it): set it where the tasks run, "
+            "in the Airflow workers' environment (--compute local) or from a Kubernetes secret "
+            "(@kubernetes(secrets=[...]))"
+        )
+    return tuple(found)
 
 
 def _dag_name(requested: str | None) -> tuple[str, str, bool]:
@@ -261,9 +269,8 @@ def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, s
         "METAFLOW_DEFAULT_METADATA": metadata,
         **cloud_for_datastore(datastore).task_config(root, c, os.environ),
     }
-    if metadata == "service":
+    if metadata == "service":  # its headers (API keys, tokens) are never stored: see _warnings
         env["METAFLOW_SERVICE_URL"] = c.SERVICE_INTERNAL_URL or c.SERVICE_URL
-        env["METAFLOW_SERVICE_HEADERS"] = json.dumps(c.SERVICE_HEADERS or {})
     # Where @secrets finds its backend.
     env["METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE"] = c.DEFAULT_SECRETS_BACKEND_TYPE
     env["METAFLOW_AWS_SECRETS_MANAGER_DEFAULT_REGION"] = c.AWS_SECRETS_MANAGER_DEFAULT_REGION

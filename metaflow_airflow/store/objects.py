@@ -17,6 +17,8 @@ from metaflow_airflow.store.clouds.base import WriteConflict
 from metaflow_airflow.store.clouds.registry import cloud_of
 from metaflow_airflow.store.versions import is_version_name
 
+__all__ = ["StoreObjects", "manifest_url", "shown_url"]
+
 MANIFESTS_DIR = "manifests"
 VERSIONS_DIR = "versions"
 SUFFIX = ".json"
@@ -31,9 +33,10 @@ class StoreObjects:
             raise StoreError(
                 "no manifest store configured: pass --store or set METAFLOW_AIRFLOW_STORE"
             )
-        self.url = url.rstrip("/")
+        self.url = shown_url(url.rstrip("/"))  # what messages and documentation show
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.url, **dict(storage_options or {}))
+            options = dict(storage_options or {})
+            self.fs, self.root = fsspec.core.url_to_fs(url.rstrip("/"), **options)
         except (ImportError, ValueError) as exc:
             raise StoreError(f"cannot open manifest store {self.url}: {exc}") from exc
         self.root = self.root.rstrip("/")
@@ -131,3 +134,16 @@ class StoreObjects:
 def manifest_url(store_url: str, dag_id: str) -> str:
     """The URL of the current manifest of ``dag_id`` in the store at ``store_url``."""
     return f"{store_url.rstrip('/')}/{MANIFESTS_DIR}/{dag_id}{SUFFIX}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` with the secret of its user information hidden (fsspec file systems such as
+    ftp and sftp take ``user:password@host``; a lone token stands for a password): what every
+    message, log line and DAG document shows."""
+    scheme, separator, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not separator or "@" not in authority:
+        return url
+    user, _, host = authority.rpartition("@")
+    name, colon, _ = user.partition(":")
+    return f"{scheme}://{name + ':' if colon else ''}***@{host}{slash}{path}"

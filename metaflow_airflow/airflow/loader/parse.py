@@ -27,7 +27,7 @@ from metaflow_airflow.airflow.loader.sharding import check_shard, shard_of
 from metaflow_airflow.errors import ManifestError, MetaflowAirflowError, StoreError
 from metaflow_airflow.manifest.signing import signature_check
 from metaflow_airflow.settings import Settings, get_settings
-from metaflow_airflow.store.manifest_store import manifest_url
+from metaflow_airflow.store.objects import manifest_url, shown_url
 
 # How long a full parse waits for the store's client before it builds the DAGs: it usually
 # sets up at once; one that takes longer (credentials from a metadata service that does not
@@ -101,18 +101,19 @@ class _Loader:
             raise StoreError(
                 "no manifest store configured: set METAFLOW_AIRFLOW_STORE or pass store="
             )
-        self.url = url.rstrip("/")
+        self.url = shown_url(url.rstrip("/"))  # the store as messages and DAG docs show it
         self.settings = settings
         self.shard, self.shards = shard, shards
         signed = " signed" if settings.require_signed else ""
-        cache = ManifestCache(settings.cache_dir, f"{self.url} {shard}/{shards}{signed}")
+        key = f"{url.rstrip('/')} {shard}/{shards}{signed}"  # hashed into a folder name
+        cache = ManifestCache(settings.cache_dir, key)
         self.policy = ServingPolicy(
             self.url,
             cache,
             strict=settings.strict,
             signatures=signature_check(settings) if settings.require_signed else None,
         )
-        self.fetcher = StoreFetcher(self.url, storage_options, settings, self.owns)
+        self.fetcher = StoreFetcher(url.rstrip("/"), storage_options, settings, self.owns)
 
     def owns(self, dag_id: str) -> bool:
         return self.shards == 1 or shard_of(dag_id, self.shards) == self.shard
