@@ -87,6 +87,10 @@ def load_signing_key(
         settings = settings or Settings.from_environment()
         secret, path = settings.signing_key, settings.signing_key_file
         text = secret.get_secret_value() if secret else ""
+        if secret is not None and not text.strip():  # e.g. a secret that did not resolve
+            raise SigningKeyError(
+                f"{KEY_ENV} is set but empty: give it the key, or unset it to publish unsigned"
+            )
         if text and path:
             raise SigningKeyError(f"set either {KEY_ENV} or {KEY_FILE_ENV}, not both")
         if path:

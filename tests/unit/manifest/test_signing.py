@@ -90,6 +90,8 @@ def test_key_from_env_file_or_source(no_key_env: pytest.MonkeyPatch, tmp_path: P
         ({KEY_ENV: "short"}, f"the signing key from {KEY_ENV} has 5 bytes; use at least 32"),
         ({KEY_ENV: "a" * 32, KEY_FILE_ENV: "/k"}, f"set either {KEY_ENV} or {KEY_FILE_ENV}"),
         ({KEY_FILE_ENV: "/no/such/key"}, "cannot read the signing key from /no/such/key"),
+        ({KEY_ENV: ""}, f"{KEY_ENV} is set but empty"),
+        ({KEY_ENV: "  "}, f"{KEY_ENV} is set but empty"),
     ],
 )
 def test_misconfigured_key_is_an_error(
