@@ -125,6 +125,8 @@ class ManifestStore:
                     raise StoreError(f"no manifest {self.manifest_url(dag_id)}")
                 self.fs.rm_file(path)
                 self._objects.remove_optional(path + SIGNATURE_SUFFIX)
+            except FileNotFoundError as exc:  # another delete got there first
+                raise StoreError(f"no manifest {self.manifest_url(dag_id)}") from exc
             except OSError as exc:
                 raise StoreError(f"cannot delete {self.manifest_url(dag_id)}: {exc}") from exc
         self._objects.forget(path)

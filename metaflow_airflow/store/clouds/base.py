@@ -74,7 +74,7 @@ class Cloud:
                 fs.pipe_file(path, data, mode="create")
             else:
                 self.replace_if_unchanged(fs, path, data, tag)
-        except FileExistsError as exc:
+        except (FileExistsError, FileNotFoundError) as exc:  # created, or deleted, meanwhile
             raise WriteConflict() from exc
 
     def replace_if_unchanged(self, fs: Any, path: str, data: bytes, tag: str) -> None:

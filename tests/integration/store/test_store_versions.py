@@ -12,6 +12,8 @@ from store_helpers import make_manifest, put_raw
 
 from metaflow_airflow import ManifestStore, StoreError
 from metaflow_airflow.manifest.signing import sign
+from metaflow_airflow.store.clouds.base import WriteConflict
+from metaflow_airflow.store.clouds.registry import cloud_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -172,3 +174,41 @@ def test_four_concurrent_publishes_through_metaflow(publish, s3_bucket_info) -> 
     current = store.read("BranchFlow")
     assert [v.name for v in history if v.current] == [history[-1].name]
     assert store.read_version("BranchFlow", history[-1].name) == current
+
+
+def test_a_pointer_deleted_under_a_conditional_write_is_a_conflict(store: ManifestStore) -> None:
+    """Between reading the pointer's tag and replacing it, a delete removed it: the write must
+    be retried (as a create), not fail the publish after its version was stored."""
+    store.write(make_manifest(description="first"))
+    path = f"{store.root}/manifests/Hello.json"
+    cloud = cloud_of(store.fs)
+    tag = cloud.change_tag(store.fs.info(path))
+    store.fs.rm_file(path)
+    if cloud.name in ("local", "gs"):  # a folder lock / last writer wins: nothing to lose
+        cloud.replace(store.fs, path, b"{}", tag)
+        assert store.fs.cat_file(path) == b"{}"
+        return
+    with pytest.raises(WriteConflict):
+        cloud.replace(store.fs, path, b"{}", tag)
+
+
+def test_publishes_racing_deletes_all_succeed(store: ManifestStore) -> None:
+    """Every publish is done and kept as a version; every delete is done or refused with a
+    clear error (nothing to delete)."""
+    manifests = [make_manifest(description=f"version {i}") for i in range(12)]
+    refused: list[str] = []
+
+    def delete() -> None:
+        try:
+            store.delete("Hello")
+        except StoreError as exc:
+            refused.append(str(exc))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        writes = [pool.submit(store.write, m) for m in manifests]
+        deletes = [pool.submit(delete) for _ in range(12)]
+        for future in [*writes, *deletes]:
+            future.result()
+
+    assert {v.content_hash for v in store.history("Hello")} == {short(m) for m in manifests}
+    assert [m for m in refused if not m.startswith("no manifest ")] == []
