@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -76,6 +76,11 @@ class Settings(BaseModel):
         default=None,
         description="The interpreter that runs steps with local compute (default: the "
         "worker's own).",
+    )
+    unknown_run_conf: Literal["refuse", "warn"] = Field(
+        default="refuse",
+        description="What a run's conf key that is no Parameter of the flow does: 'refuse' "
+        "fails the run's start task with a message naming it, 'warn' logs it and runs.",
     )
     ui_url: str | None = Field(
         default=None,

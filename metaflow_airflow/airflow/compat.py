@@ -31,6 +31,11 @@ if AIRFLOW_V_3_0_PLUS:  # Airflow 3 moved authoring objects to the Task SDK.
     from airflow.sdk.bases.xcom import BaseXCom as XCom
     from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
+    try:  # the Task SDK has it from Airflow 3.1 (the core one is deprecated there); 3.0 in core
+        from airflow.sdk.exceptions import AirflowFailException
+    except ImportError:
+        from airflow.exceptions import AirflowFailException
+
     try:  # the Task SDK has it from Airflow 3.1; 3.0 in core
         from airflow.sdk import AssetOrTimeSchedule
     except ImportError:
@@ -39,6 +44,7 @@ else:  # pragma: no cover - exercised by the Airflow 2 tox environments
     # Assets were Datasets on Airflow 2 (2.9+ for conditions and asset-or-time schedules).
     from airflow.datasets import Dataset as Asset
     from airflow.datasets import DatasetAll as AssetAll
+    from airflow.exceptions import AirflowFailException
     from airflow.models import DAG, BaseOperator
     from airflow.models.baseoperatorlink import BaseOperatorLink
     from airflow.models.param import Param
@@ -54,6 +60,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
+    "AirflowFailException",
     "DAG",
     "Asset",
     "AssetAll",

@@ -25,7 +25,7 @@ ASSET_NAME_PATTERN = f"^{ASSET_NAME}$"
 MAX_JSON_DEPTH = 32
 
 
-def _bounded_depth(value: JsonValue) -> JsonValue:
+def check_json_depth(value: JsonValue) -> JsonValue:
     """Refuse a JSON value nested deeper than ``MAX_JSON_DEPTH`` (without recursing)."""
     stack = [(value, 1)]
     while stack:
@@ -38,7 +38,7 @@ def _bounded_depth(value: JsonValue) -> JsonValue:
     return value
 
 
-BoundedJson = Annotated[JsonValue, AfterValidator(_bounded_depth)]
+BoundedJson = Annotated[JsonValue, AfterValidator(check_json_depth)]
 
 
 class ManifestModel(BaseModel):

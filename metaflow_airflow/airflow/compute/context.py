@@ -3,10 +3,11 @@ after (task id, foreach splits, the branch a conditional took)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-from metaflow_airflow.airflow.compat import Asset, triggering_asset_extras
+from metaflow_airflow.airflow.compat import AirflowFailException, Asset, triggering_asset_extras
 from metaflow_airflow.airflow.compute.foreach_splits import splits_task_id
 from metaflow_airflow.manifest.models import FlowManifest, ManifestSource, StepSpec
 from metaflow_airflow.runtime.invocation import (
@@ -20,7 +21,10 @@ from metaflow_airflow.runtime.invocation import (
     split_indexes,
     splits_needed,
 )
+from metaflow_airflow.runtime.run_conf import run_conf_problems
+from metaflow_airflow.settings import get_settings
 
+log = logging.getLogger(__name__)
 
 class BoundStep:
     """The manifest and step a Metaflow operator runs, bound by the factory after construction
@@ -77,15 +81,26 @@ def _parameter_values(
 ) -> dict[str, Any]:
     """The run's params; in a run that asset events triggered, the start step also takes the
     values ``@trigger`` maps from their payloads (the events' ``extra``), unless the run's conf
-    gives them."""
+    gives them. The start step (the one that passes them to Metaflow) refuses values that
+    cannot reach it and conf keys that are no Parameter, before anything runs."""
     params = dict(context.get("params") or {})
-    mapped = any(getattr(trigger, "parameters", None) for trigger in manifest.triggers)
-    if step.name != START_STEP or not mapped:
+    if step.name != START_STEP:
         return params
     dag_run = context.get("dag_run")
     conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
-    params.update(event_parameter_values(manifest, triggering_asset_extras(context), conf))
+    if any(getattr(trigger, "parameters", None) for trigger in manifest.triggers):
+        params.update(event_parameter_values(manifest, triggering_asset_extras(context), conf))
+    _refuse_unfit_values(manifest, {**conf, **params})
     return params
+
+
+def _refuse_unfit_values(manifest: FlowManifest, values: Mapping[str, Any]) -> None:
+    refused, unknown = run_conf_problems(manifest.parameters, values)
+    if unknown and get_settings().unknown_run_conf == "warn":
+        log.warning("metaflow-airflow: the run's conf is ignored for: %s", "; ".join(unknown))
+        unknown = []
+    if refused or unknown:
+        raise AirflowFailException(f"the run's conf is refused: {'; '.join(refused + unknown)}")
 
 
 def _splits(ti: Any, foreach: StepSpec) -> list[tuple[int, int]]:
