@@ -34,11 +34,17 @@ def test_layout_table_names_every_module_of_the_package():
     assert modules | folders <= named
 
 
+def exists(path: str) -> bool:
+    """A file or folder of the repository; ``file.py::test_name``: a test defined in it."""
+    path, _, test = path.partition("::")
+    found = REPO / path.rstrip("/")
+    return found.exists() and (not test or f"def {test}(" in found.read_text(encoding="utf-8"))
+
+
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
 def test_every_repository_path_and_link_exists(document: Path):
     text = document.read_text(encoding="utf-8")
-    missing = [path for path in REPO_PATH.findall(text)
-               if not (REPO / path.rstrip("/")).exists() and "*" not in path]
+    missing = [path for path in REPO_PATH.findall(text) if "*" not in path and not exists(path)]
     missing += [link for link in LINK.findall(text)
                 if "://" not in link and not (document.parent / link).exists()]
     assert missing == []
