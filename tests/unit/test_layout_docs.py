@@ -22,7 +22,8 @@ LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 def test_readme_layout_table_is_made_from_the_tree():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert layout.readme_with_table(readme) == readme, "run: .venv/bin/python scripts/layout.py --write"
+    regenerate = "run: .venv/bin/python scripts/layout.py --write"
+    assert layout.readme_with_table(readme) == readme, regenerate
 
 
 def test_layout_table_names_every_module_of_the_package():
