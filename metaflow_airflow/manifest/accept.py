@@ -56,7 +56,11 @@ def accept_manifest(
             raise ManifestError(url, signatures.problem)
         if unreadable(signature):
             raise ManifestError(url, f"its signature cannot be read: {signature}")
-        verify(data, signature if isinstance(signature, bytes) else None, signatures.key, url=url)
+        sidecar = signature if isinstance(signature, bytes) else None
+        activated = verify(data, sidecar, signatures.key, url=url)
+        manifest = _parse(data, url, dag_id, model)
+        manifest._activated = activated
+        return manifest
     return _parse(data, url, dag_id, model)
 
 

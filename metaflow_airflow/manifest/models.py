@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Annotated, Literal, Protocol, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from metaflow_airflow.manifest.base import (
     DAG_ID_PATTERN,
@@ -30,6 +30,7 @@ from metaflow_airflow.manifest.events import (
     Trigger,
     flow_asset_uri,
 )
+from metaflow_airflow.manifest.signing import ACTIVATION_FORMAT
 
 SCHEMA_VERSION = 1
 
@@ -242,6 +243,8 @@ class ProjectSpec(ManifestModel):
 class FlowManifest(ManifestModel):
     """Everything the Airflow side needs to build and run one published flow."""
 
+    _activated: str = PrivateAttr(default="")
+
     schema_version: Literal[1] = SCHEMA_VERSION
     dag_id: Annotated[str, Field(pattern=DAG_ID_PATTERN)]
     flow_name: str
@@ -322,6 +325,14 @@ class FlowManifest(ManifestModel):
         if self.project is None:
             return flow_asset_uri(self.flow_name)
         return flow_asset_uri(f"{self.project.name}.{self.project.branch}.{self.flow_name}")
+
+    @property
+    def activated(self) -> str:
+        """When this manifest became current, as its signature states (publish or a signed
+        rollback); its publish time when that is not known."""
+        return self._activated or self.published_at.astimezone(timezone.utc).strftime(
+            ACTIVATION_FORMAT
+        )
 
     @property
     def contains_foreach(self) -> bool:

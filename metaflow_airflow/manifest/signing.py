@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +40,9 @@ SIGNATURE_SUFFIX = ".sig"
 ALGORITHM = "hmac-sha256"
 # HMAC-SHA256 is as strong as its key: refuse keys shorter than the hash.
 MIN_KEY_BYTES = 32
+ACTIVATION_FORMAT = "%Y%m%dT%H%M%S.%fZ"  # as version names: sorts in time order
+MISMATCH = "signature does not match"
+_ACTIVATION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 
 
 class KeySource(Protocol):
@@ -54,23 +58,48 @@ def signature_path(manifest_path: str) -> str:
 
 
 def sign(data: bytes, key: bytes) -> str:
-    """The signature of ``data``: ``hmac-sha256:<64 hex digits>``."""
+    """The signature of ``data`` alone: ``hmac-sha256:<64 hex digits>`` (as publish wrote
+    before activations; still accepted, its activation is the manifest's ``published_at``)."""
     return f"{ALGORITHM}:{hmac.new(key, data, hashlib.sha256).hexdigest()}"
+
+
+def sign_activation(data: bytes, key: bytes, activated: str) -> str:
+    """The signature of ``data`` made current at ``activated`` (a UTC time stamp as version
+    names carry: ``20261122T101500.123456Z``): ``hmac-sha256:<activated>:<64 hex digits>``.
+    The loader never accepts a manifest whose activation is older than the newest it has
+    accepted for that DAG, so an old signed version copied back is refused."""
+    statement = b"metaflow-airflow activation " + activated.encode() + b"\n" + data
+    return f"{ALGORITHM}:{activated}:{hmac.new(key, statement, hashlib.sha256).hexdigest()}"
+
+
+def activation_of(line: str) -> str:
+    """The activation a signature line states ("" for a signature of the bytes alone)."""
+    parts = line.strip().split(":")
+    return parts[1] if len(parts) == 3 and _ACTIVATION.match(parts[1]) else ""
 
 
 def verify(
     data: bytes, signature: str | bytes | None, key: bytes, *, url: str = "manifest"
-) -> None:
-    """Accept ``data`` only if ``signature`` is its signature under ``key``; otherwise raise
-    :class:`SignatureError` naming ``url`` (the manifest) and the reason."""
+) -> str:
+    """Accept ``data`` only if a line of the ``signature`` sidecar signs it under ``key``, and
+    return that line's activation (the newest, if several do; "" for a signature of the bytes
+    alone); otherwise raise :class:`SignatureError` naming ``url`` and the reason. A sidecar
+    holds several lines while a publish moves the pointer (the old one's and the new one's)."""
     if signature is None:
         raise SignatureError(url, f"unsigned: no signature at {signature_path(url)}")
     if isinstance(signature, bytes):
         signature = signature.decode("utf-8", errors="replace")
-    if not hmac.compare_digest(sign(data, key).encode(), signature.strip().encode()):
+    matching = []
+    for line in signature.split():
+        activated = activation_of(line)
+        expected = sign_activation(data, key, activated) if activated else sign(data, key)
+        if hmac.compare_digest(expected.encode(), line.encode()):
+            matching.append(activated)
+    if not matching:
         raise SignatureError(
-            url, "signature does not match: the manifest was altered or signed with another key"
+            url, f"{MISMATCH}: the manifest was altered or signed with another key"
         )
+    return max(matching)
 
 
 def load_signing_key(

@@ -26,7 +26,11 @@ from typing import Any
 from metaflow_airflow.errors import ManifestError, StoreError
 from metaflow_airflow.manifest.accept import accept_manifest
 from metaflow_airflow.manifest.models import FlowManifest
-from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX, sign
+from metaflow_airflow.manifest.signing import (
+    ACTIVATION_FORMAT,
+    SIGNATURE_SUFFIX,
+    sign_activation,
+)
 from metaflow_airflow.store.objects import (
     MANIFESTS_DIR,
     SUFFIX,
@@ -76,13 +80,15 @@ class ManifestStore:
         (unless a newer one already is). Returns the current manifest's URL."""
         dag_id = manifest.dag_id
         data = manifest.to_json().encode("utf-8")
-        version = new_version_name(data, datetime.now(timezone.utc))
-        signature = None if signing_key is None else sign(data, signing_key).encode()
+        now = datetime.now(timezone.utc)
+        version = new_version_name(data, now)
+        stamp = now.strftime(ACTIVATION_FORMAT)
+        signature = None if signing_key is None else sign_activation(data, signing_key, stamp)
         try:
             version_path = self._objects.version_path(dag_id, version)
             self._objects.create(version_path, data)
             if signature:
-                self._objects.create(version_path + SIGNATURE_SUFFIX, signature)
+                self._objects.create(version_path + SIGNATURE_SUFFIX, signature.encode())
 
             def is_older(current: bytes | None) -> bool:
                 shown = version_with_hash(self._objects.version_names(dag_id), current)
@@ -93,18 +99,26 @@ class ManifestStore:
             raise StoreError(f"cannot write {self.manifest_url(dag_id)}: {exc}") from exc
         return self.manifest_url(dag_id)
 
-    def rollback(self, dag_id: str, to: str | None = None) -> Version:
+    def rollback(
+        self, dag_id: str, to: str | None = None, signing_key: bytes | None = None
+    ) -> Version:
         """Make an earlier version current again: ``to`` (a version name or its hash), by
-        default the one before the current version (the newest one after a delete)."""
+        default the one before the current version (the newest one after a delete). With the
+        signing key, the version is signed as made current now; without, it keeps its own
+        signature, which loaders that require signatures refuse as a replay."""
         found, before = self._history(dag_id)
         target = rollback_target(dag_id, found, to)
         path = self._objects.version_path(dag_id, target.name)
         try:
             data = self.fs.cat_file(path)
-            signature = self._objects.read_optional(path + SIGNATURE_SUFFIX)
+            kept = self._objects.read_optional(path + SIGNATURE_SUFFIX)
         except OSError as exc:
             raise StoreError(f"cannot read {self.version_url(dag_id, target.name)}: {exc}") from exc
         accept_manifest(data, self.version_url(dag_id, target.name), dag_id)
+        if signing_key is not None:
+            signature: str | None = sign_activation(data, signing_key, _now())
+        else:
+            signature = kept.decode("utf-8", errors="replace").strip() if kept else None
         try:
             moved = self._objects.swap_pointer(dag_id, data, lambda now: now == before, signature)
         except OSError as exc:
@@ -116,7 +130,10 @@ class ManifestStore:
         return Version(target.name, target.created_at, target.content_hash, current=True)
 
     def delete(self, dag_id: str) -> None:
-        """Remove the current manifest: loaders drop the DAG; its history stays for rollback."""
+        """Remove the current manifest: loaders drop the DAG; its history stays for rollback.
+        Its signature sidecar stays too: a publish racing this delete adds its line there
+        before it moves the pointer, and a line signs only the bytes and activation it names
+        (loaders refuse older activations than the newest they accepted)."""
         path = self._objects.manifest_path(dag_id)
         with self._objects.cloud.pointer_lock(self._objects.version_dir(dag_id)):
             self._objects.forget(path)
@@ -124,7 +141,6 @@ class ManifestStore:
                 if not self.fs.exists(path):  # S3 deletes a missing key without complaint
                     raise StoreError(f"no manifest {self.manifest_url(dag_id)}")
                 self.fs.rm_file(path)
-                self._objects.remove_optional(path + SIGNATURE_SUFFIX)
             except FileNotFoundError as exc:  # another delete got there first
                 raise StoreError(f"no manifest {self.manifest_url(dag_id)}") from exc
             except OSError as exc:
@@ -233,3 +249,8 @@ class ManifestStore:
             except ManifestError as exc:
                 errors[dag_id] = exc
         return manifests, errors
+
+
+def _now() -> str:
+    """The activation stamp of a publish or a rollback happening now (UTC, microseconds)."""
+    return datetime.now(timezone.utc).strftime(ACTIVATION_FORMAT)

@@ -12,7 +12,7 @@ from typing import Any
 import fsspec
 
 from metaflow_airflow.errors import StoreError
-from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX
+from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX, activation_of
 from metaflow_airflow.store.clouds.base import WriteConflict
 from metaflow_airflow.store.clouds.registry import cloud_of
 from metaflow_airflow.store.versions import is_version_name
@@ -23,6 +23,8 @@ MANIFESTS_DIR = "manifests"
 VERSIONS_DIR = "versions"
 SUFFIX = ".json"
 _POINTER_ATTEMPTS = 100
+# How many activations' lines a signature sidecar keeps: the current one and a few before it.
+_SIDECAR_LINES = 4
 
 
 class StoreObjects:
@@ -101,34 +103,67 @@ class StoreObjects:
         dag_id: str,
         data: bytes,
         replace: Callable[[bytes | None], bool],
-        signature: bytes | None,
+        signature: str | None,
     ) -> bool:
         """Replace the current manifest with ``data`` if ``replace(current bytes)`` agrees,
-        retrying when another writer got in between. False if ``replace`` declined."""
+        retrying when another writer got in between. False if ``replace`` declined.
+
+        A ``signature`` line joins the sidecar before the pointer moves and the lines of older
+        activations leave it after, so a reader never sees a manifest without the line that
+        signs it; without one, the sidecar goes (it would sign other bytes)."""
         path = self.manifest_path(dag_id)
+        sidecar = path + SIGNATURE_SUFFIX
         with self.cloud.pointer_lock(self.version_dir(dag_id)):
-            for attempt in range(_POINTER_ATTEMPTS):
-                self.forget(path)
-                try:
-                    tag = self.cloud.change_tag(self.fs.info(path, refresh=True))
-                except FileNotFoundError:
-                    tag = None
-                # Read after the tag: if the object changes in between, the conditional put fails.
-                if not replace(self.read_optional(path)):
-                    return False
-                try:
-                    self.cloud.replace(self.fs, path, data, tag)
-                except WriteConflict:
-                    time.sleep(0.01 * (attempt % 10 + 1))
-                    continue
-                if signature:
-                    self.fs.pipe_file(path + SIGNATURE_SUFFIX, signature)
-                else:  # a signature of the bytes this replaced would now be wrong
-                    self.remove_optional(path + SIGNATURE_SUFFIX)
-                self.forget(path)
-                return True
-        url = manifest_url(self.url, dag_id)
-        raise StoreError(f"{url}: too many concurrent writers; try again")
+            if signature:
+                self.compare_and_swap(sidecar, lambda lines: _with_line(lines, signature))
+            if not self.compare_and_swap(path, lambda current: data if replace(current) else None):
+                return False
+            if signature:
+                self.compare_and_swap(sidecar, lambda lines: _settled(lines, signature))
+            else:
+                self.remove_optional(sidecar)
+            self.forget(path)
+            return True
+
+    def compare_and_swap(self, path: str, change: Callable[[bytes | None], bytes | None]) -> bool:
+        """Write ``change(current bytes)`` to ``path``, retrying when another writer got in
+        between (where the store can tell); False if ``change`` declined (``None``)."""
+        for attempt in range(_POINTER_ATTEMPTS):
+            self.forget(path)
+            try:
+                tag = self.cloud.change_tag(self.fs.info(path, refresh=True))
+            except FileNotFoundError:
+                tag = None
+            # Read after the tag: if the object changes in between, the conditional put fails.
+            data = change(self.read_optional(path))
+            if data is None:
+                return False
+            try:
+                self.cloud.replace(self.fs, path, data, tag)
+            except WriteConflict:
+                time.sleep(0.01 * (attempt % 10 + 1))
+                continue
+            return True
+        where = f"{self.url}/{path[len(self.root) + 1:]}"
+        raise StoreError(f"{where}: too many concurrent writers; try again")
+
+
+def _lines(sidecar: bytes | None) -> list[str]:
+    return (sidecar or b"").decode("utf-8", errors="replace").split()
+
+
+def _with_line(sidecar: bytes | None, signature: str) -> bytes:
+    lines = _lines(sidecar)
+    return "\n".join([*(line for line in lines if line != signature), signature, ""]).encode()
+
+
+def _settled(sidecar: bytes | None, signature: str) -> bytes:
+    """``signature`` and the lines of the few newest other activations: a newer publish may be
+    on its way, and a reader may still hold a manifest it replaced (loaders refuse older
+    activations than the newest they accepted, so an old line signs nothing they take)."""
+    others = [line for line in _lines(sidecar) if line != signature and activation_of(line)]
+    newest = sorted(others, key=activation_of, reverse=True)[: _SIDECAR_LINES - 1]
+    return "\n".join([signature, *newest, ""]).encode()
 
 
 def manifest_url(store_url: str, dag_id: str) -> str:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from metaflow_airflow.errors import StoreError
+from metaflow_airflow.manifest.signing import ACTIVATION_FORMAT
 
-_VERSION_TIME = "%Y%m%dT%H%M%S.%fZ"
+_VERSION_TIME = ACTIVATION_FORMAT
 _VERSION_NAME = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{12})$")
 
 
@@ -34,7 +35,8 @@ def content_hash(data: bytes) -> str:
 
 
 def new_version_name(data: bytes, now: datetime) -> str:
-    """The name of a version published at ``now`` with bytes ``data``."""
+    """The name of a version published at ``now`` (UTC) with bytes ``data``: its time is the
+    version's signed activation."""
     return f"{now.strftime(_VERSION_TIME)}-{_short_hash(data)}"
 
 

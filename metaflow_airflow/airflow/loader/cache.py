@@ -8,7 +8,8 @@ serves a signed-only loader)::
 
     <cache_dir>/<sha256(key)[:16]>/
         index.json            per DAG id: the store's change marker, the hash of the last good
-                              manifest, what is wrong with the current one, when it was checked
+                              manifest, what is wrong with the current one, when it was checked,
+                              the newest signed activation accepted
         blobs/<sha256>.json   manifests that passed validation, by content hash
 
 Every write is a temporary file renamed into place, so parsers running at the same time never
@@ -47,6 +48,12 @@ class CacheEntry:
     """Why the current manifest is not the good one (``None``: it is)."""
     checked_at: float
     """When the store last confirmed this entry (``time.time()``)."""
+    activated: str = ""
+    """``require_signed``: the newest activation accepted for this DAG id (kept after the DAG
+    is deleted), older ones are replays."""
+    deleted: bool = False
+    """``require_signed``: the DAG was deleted after ``activated``; only a newer activation
+    brings it back."""
 
 
 class HashedManifest(FlowManifest):

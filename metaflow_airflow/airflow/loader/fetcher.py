@@ -124,10 +124,11 @@ class StoreFetcher:
 
         return Background(self.settings.store_timeout_seconds, fetch), progress
 
-    def read_one(self, dag_id: str) -> Blobs:
-        """A task's parse: one manifest (and its signature), within the timeout."""
+    def read(self, dag_ids: list[str]) -> Blobs:
+        """Some manifests (and their signatures), within the timeout: a task's parse reads
+        its own; a full parse reads again those whose signature did not match."""
         return Background(
-            self.settings.store_timeout_seconds, lambda: self._read(self.open(), [dag_id])
+            self.settings.store_timeout_seconds, lambda: self._read(self.open(), dag_ids)
         ).result()
 
     def _read(self, store: ManifestStore, dag_ids: list[str]) -> Blobs:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from metaflow_airflow.airflow.compat import DAG, check_as_the_dag_processor, get_parsing_context
@@ -22,10 +23,10 @@ from metaflow_airflow.airflow.dag.factory import build_dag
 from metaflow_airflow.airflow.dag.placeholder import last_good_notice, placeholder_dag
 from metaflow_airflow.airflow.loader.cache import CachedManifest, CacheEntry, ManifestCache
 from metaflow_airflow.airflow.loader.fetcher import StoreFetcher, Unavailable
-from metaflow_airflow.airflow.loader.policy import Outcome, ServingPolicy, log
+from metaflow_airflow.airflow.loader.policy import Outcome, Refresh, ServingPolicy, log
 from metaflow_airflow.airflow.loader.sharding import check_shard, shard_of
 from metaflow_airflow.errors import ManifestError, MetaflowAirflowError, StoreError
-from metaflow_airflow.manifest.signing import signature_check
+from metaflow_airflow.manifest.signing import MISMATCH, signature_check
 from metaflow_airflow.settings import Settings, get_settings
 from metaflow_airflow.store.objects import manifest_url, shown_url
 
@@ -151,6 +152,7 @@ class _Loader:
                 return self._finish(outcomes, ready, release=True)
             unfinished = exc  # listed, but not everything read: keep what was
         decided = self.policy.refresh(progress.listing, progress.blobs(), entries, cached)
+        decided = self._read_torn_again(decided, progress.listing, entries, cached)
         self.policy.save(decided.entries)
         if unfinished is not None:
             self.policy.reads_unfinished(unfinished, decided.unread)
@@ -168,18 +170,49 @@ class _Loader:
         cached = self.policy.cached(known)
         if self.policy.fresh_enough(entry, dag_id in cached, self.settings.cache_fresh_seconds):
             return self._finish(self.policy.as_cached(known, cached), {})
-        try:
-            blobs = self.fetcher.read_one(dag_id)
-        except Unavailable as exc:
-            return self._finish(self.policy.store_unavailable(known, cached, exc), {})
         # The listing marker stays: if the manifest changed, the next listing differs from it.
         marker = entry.marker if entry else ""
-        accepted = self.policy.accept(dag_id, marker, blobs, entry, cached)
+        accepted = None
+        for _ in range(2):  # a second read if the first met a publish halfway (see below)
+            try:
+                blobs = self.fetcher.read([dag_id])
+            except Unavailable as exc:
+                return self._finish(self.policy.store_unavailable(known, cached, exc), {})
+            accepted = self.policy.accept(dag_id, marker, blobs, entry, cached)
+            if accepted is None or not _torn(accepted[1]):
+                break
         if accepted is None:  # deleted from the store
             return {}
         entries[dag_id], outcome = accepted
         self.policy.save(entries)
         return self._finish({dag_id: outcome}, {})
+
+    def _read_torn_again(
+        self,
+        decided: Refresh,
+        listing: Mapping[str, str],
+        entries: Mapping[str, CacheEntry],
+        cached: Mapping[str, CachedManifest],
+    ) -> Refresh:
+        """A manifest and its signature are two objects: read while a publish replaced them,
+        a pair can mismatch. Those are read once more before they count as altered."""
+        torn = sorted(dag_id for dag_id, outcome in decided.outcomes.items() if _torn(outcome))
+        if not torn:
+            return decided
+        try:
+            blobs = self.fetcher.read(torn)
+        except Unavailable:
+            return decided
+        fresh, outcomes = dict(decided.entries), dict(decided.outcomes)
+        for dag_id in torn:
+            old = entries.get(dag_id)
+            accepted = self.policy.accept(dag_id, listing[dag_id], blobs, old, cached)
+            if accepted is None:
+                fresh.pop(dag_id, None)
+                outcomes.pop(dag_id, None)
+            else:
+                fresh[dag_id], outcomes[dag_id] = accepted
+        return replace(decided, entries=fresh, outcomes=outcomes)
 
     # --- building ----------------------------------------------------------------------------
 
@@ -245,3 +278,7 @@ class _Loader:
         except Exception as exc:  # e.g. a file name that is not a valid DAG id
             log.error("metaflow-airflow: cannot show the error of %s as a DAG: %s", url, exc)
             return None
+
+
+def _torn(outcome: Outcome) -> bool:
+    return bool(outcome.error and outcome.error.startswith(MISMATCH))

@@ -141,6 +141,12 @@ class ServingPolicy:
                     fresh[dag_id] = old
                     if dag_id in cached or old.error:
                         outcomes[dag_id] = Outcome(cached.get(dag_id), old.error)
+        if self.signatures is not None:  # a deleted DAG's copy from its history is a replay
+            for dag_id, old in entries.items():
+                if dag_id not in listing and old.activated:
+                    fresh[dag_id] = CacheEntry(
+                        "", None, None, old.checked_at, old.activated, deleted=True
+                    )
         return Refresh(fresh, outcomes, frozenset(reread), unread)
 
     def accept(
@@ -160,11 +166,15 @@ class ServingPolicy:
         if isinstance(blob, FileNotFoundError):
             return None
         good = old.good if old else None
+        newest = old.activated if old else ""
         try:
             parsed = HashedManifest.accept(
                 blob, url, dag_id, signature=blobs.get(dag_id + SIGNATURE_SUFFIX),
                 signatures=self.signatures,
             )
+            if self.signatures is not None:
+                self._refuse_replay(url, parsed.activated, newest, bool(old and old.deleted))
+                newest = max(newest, parsed.activated)
             digest = parsed.content_hash
             manifest = cached.get(dag_id) if digest == good else None
             if manifest is None:
@@ -176,8 +186,22 @@ class ServingPolicy:
             # A failed read is retried on the next parse; a bad manifest is not read again.
             signature = blobs.get(dag_id + SIGNATURE_SUFFIX)
             seen = "" if unreadable(blob) or unreadable(signature) else marker
-            return CacheEntry(seen, good, detail, now), Outcome(cached.get(dag_id), detail)
-        return CacheEntry(marker, digest, None, now), Outcome(manifest, None)
+            entry = CacheEntry(seen, good, detail, now, newest)
+            return entry, Outcome(cached.get(dag_id), detail)
+        return CacheEntry(marker, digest, None, now, newest), Outcome(manifest, None)
+
+    @staticmethod
+    def _refuse_replay(url: str, activated: str, newest: str, deleted: bool) -> None:
+        """A signed manifest made current before the newest one accepted for its DAG (for a
+        deleted DAG: not after it) is an old version copied back, not a publish or a rollback
+        made with the key, both of which sign a new activation."""
+        if activated < newest or (deleted and activated == newest):
+            raise ManifestError(
+                url,
+                f"refused as a replay: its signature makes it current at {activated}, before "
+                f"the version already accepted ({newest}); publish it again, or roll back to "
+                "it, with the signing key",
+            )
 
     def store_unavailable(
         self,

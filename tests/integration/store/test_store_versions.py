@@ -11,7 +11,7 @@ import pytest
 from store_helpers import make_manifest, put_raw
 
 from metaflow_airflow import ManifestStore, StoreError
-from metaflow_airflow.manifest.signing import sign
+from metaflow_airflow.manifest.signing import verify
 from metaflow_airflow.store.clouds.base import WriteConflict
 from metaflow_airflow.store.clouds.registry import cloud_of
 
@@ -140,14 +140,23 @@ def test_signatures_follow_the_current_manifest(store: ManifestStore) -> None:
 
     store.write(first, signing_key=KEY)
     store.write(second, signing_key=KEY)
+    first_name, second_name = [version.name for version in store.history("Hello")]
 
-    assert store.fs.cat_file(pointer_signature).decode() == sign(second.to_json().encode(), KEY)
-    name = store.history("Hello")[0].name
-    version_signature = f"{store.root}/versions/Hello/{name}.json.sig"
-    assert store.fs.cat_file(version_signature).decode() == sign(first.to_json().encode(), KEY)
+    def current_activation(manifest) -> str:
+        sidecar = store.fs.cat_file(pointer_signature)
+        assert len(sidecar.split()) <= 4  # settled: the newest few activations only
+        return verify(manifest.to_json().encode(), sidecar, KEY)
 
-    store.rollback("Hello")
-    assert store.fs.cat_file(pointer_signature).decode() == sign(first.to_json().encode(), KEY)
+    # A publish signs its version's time as the manifest's activation.
+    assert current_activation(second) == second_name.split("-")[0]
+    version_signature = f"{store.root}/versions/Hello/{first_name}.json.sig"
+    first_bytes = first.to_json().encode()
+    assert verify(first_bytes, store.fs.cat_file(version_signature), KEY) == first_name[:23]
+
+    store.rollback("Hello")  # without the key: the version keeps its own (older) activation
+    assert current_activation(first) == first_name[:23]
+    store.rollback("Hello", to=first_name, signing_key=KEY)  # with it: made current now
+    assert current_activation(first) > second_name[:23]
 
     store.write(make_manifest(description="unsigned"))  # an old signature would now be wrong
     assert not store.fs.exists(pointer_signature)

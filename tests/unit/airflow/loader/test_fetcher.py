@@ -20,7 +20,7 @@ from metaflow_airflow.airflow.loader.fetcher import (
     StoreFetcher,
     Unavailable,
 )
-from metaflow_airflow.manifest.signing import sign
+from metaflow_airflow.manifest.signing import verify
 from metaflow_airflow.settings import Settings
 from metaflow_airflow.store.clouds import local as local_cloud
 from metaflow_airflow.store.manifest_store import ManifestStore
@@ -246,27 +246,27 @@ def test_each_fetch_opens_a_new_file_system(store: ManifestStore, tmp_path: Path
 # --- a task's parse --------------------------------------------------------------------------
 
 
-def test_read_one_reads_one_manifest(store: ManifestStore, tmp_path: Path) -> None:
+def test_read_reads_one_manifest(store: ManifestStore, tmp_path: Path) -> None:
     fetcher = fetcher_of(store.url, tmp_path)
 
-    blobs = fetcher.read_one("a")
+    blobs = fetcher.read(["a"])
 
     assert list(blobs) == ["a"]  # no signature asked for
     assert blobs["a"] == store.fs.cat_file(f"{store.root}/manifests/a.json")
-    missing = fetcher.read_one("zz")["zz"]
+    missing = fetcher.read(["zz"])["zz"]
     assert isinstance(missing, FileNotFoundError)
 
 
-def test_read_one_reads_the_signature_when_signatures_are_required(
+def test_read_reads_the_signature_when_signatures_are_required(
     store: ManifestStore, tmp_path: Path
 ) -> None:
     fetcher = fetcher_of(store.url, tmp_path, require_signed=True, signing_key=KEY.decode())
 
-    signed = fetcher.read_one("a")
-    unsigned = fetcher.read_one("c")
+    signed = fetcher.read(["a"])
+    unsigned = fetcher.read(["c"])
 
     assert isinstance(signed["a"], bytes)
-    assert signed["a.sig"] == sign(signed["a"], KEY).encode()
+    assert verify(signed["a"], signed["a.sig"], KEY)  # a signed activation
     assert isinstance(unsigned["c.sig"], FileNotFoundError)
 
 
@@ -278,10 +278,10 @@ def test_a_full_fetch_reads_signatures_when_signatures_are_required(
     blobs = fetch_all(fetcher, lambda dag_id, marker: dag_id != "b").blobs()
 
     assert set(blobs) == {"b", "b.sig"}
-    assert blobs["b.sig"] == sign(blobs["b"], KEY).encode()  # type: ignore[arg-type]
+    assert verify(blobs["b"], blobs["b.sig"], KEY)  # type: ignore[arg-type]
 
 
-def test_read_one_of_a_manifest_that_hangs_is_unavailable(
+def test_read_of_a_manifest_that_hangs_is_unavailable(
     store: ManifestStore, tmp_path: Path, hanging: Callable[[str], None]
 ) -> None:
     """A task's parse waits no longer than a full one."""
@@ -289,9 +289,9 @@ def test_read_one_of_a_manifest_that_hangs_is_unavailable(
     fetcher = fetcher_of(store.url, tmp_path, store_timeout_seconds=0.2)
 
     with pytest.raises(Unavailable, match=r"no answer within 0\.2 s"):
-        fetcher.read_one("c")
+        fetcher.read(["c"])
 
 
-def test_read_one_of_a_store_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:
+def test_read_of_a_store_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable, match="StoreError: cannot open manifest store"):
-        fetcher_of("nosuchprotocol://bucket/flows", tmp_path).read_one("a")
+        fetcher_of("nosuchprotocol://bucket/flows", tmp_path).read(["a"])
