@@ -218,12 +218,18 @@ class ManifestStore:
         """The bytes of many current manifests in one bulk (concurrent) request. A manifest
         that is gone or not readable maps to its error (FileNotFoundError, PermissionError, and
         on a local folder any OSError); any other failure is the store's (network, server) and
-        raises :class:`StoreError`. With
-        ``signatures``, the keys ``<dag_id>.sig`` hold the signature sidecars."""
+        raises :class:`StoreError`. With ``signatures``, the keys ``<dag_id>.sig`` hold the
+        signature sidecars, read in a second request once the manifests are: a sidecar keeps
+        the lines of the manifests a publish replaced, not of those still to come."""
         paths = {self._objects.manifest_path(d): d for d in dag_ids}
+        blobs = self._read_many(paths)
         if signatures:
             sidecars = {path + SIGNATURE_SUFFIX: d + SIGNATURE_SUFFIX for path, d in paths.items()}
-            paths.update(sidecars)
+            blobs.update(self._read_many(sidecars))
+        return blobs
+
+    def _read_many(self, paths: dict[str, str]) -> dict[str, bytes | OSError]:
+        """Path → name of many objects; name → bytes (or the object's own error)."""
         if not paths:
             return {}
         cloud = self._objects.cloud

@@ -23,8 +23,9 @@ MANIFESTS_DIR = "manifests"
 VERSIONS_DIR = "versions"
 SUFFIX = ".json"
 _POINTER_ATTEMPTS = 100
-# How many activations' lines a signature sidecar keeps: the current one and a few before it.
-_SIDECAR_LINES = 4
+# How many activations' lines a signature sidecar keeps: the current one and those before it
+# that a reader may still hold the manifest of (read just before a burst of publishes).
+_SIDECAR_LINES = 8
 
 
 class StoreObjects:

@@ -21,6 +21,8 @@ from metaflow_airflow.settings import Settings
 pytestmark = pytest.mark.timeout(600)
 
 KEY = "r" * 64
+# Signed publishes (three in four), signed rollbacks and deletes, from six threads.
+OPERATIONS = 200
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -100,12 +102,15 @@ def test_a_parsing_loop_never_sees_a_manifest_its_signature_does_not_sign(
                 seen["mismatched"].append(dag.doc_md)
 
     refused: list[str] = []
+    published: list[str] = []
 
     def operate(index: int) -> None:
         choice = random.Random(index).random()
         try:
             if choice < 0.75:
-                store.write(make_manifest(description=f"v{index}"), signing_key=key)
+                manifest = make_manifest(description=f"v{index}")
+                store.write(manifest, signing_key=key)
+                published.append(manifest.content_hash[:12])
             elif choice < 0.9:
                 store.rollback("Hello", signing_key=key)
             else:
@@ -117,12 +122,14 @@ def test_a_parsing_loop_never_sees_a_manifest_its_signature_does_not_sign(
     reader.start()
     try:
         with ThreadPoolExecutor(max_workers=6) as pool:
-            list(pool.map(operate, range(60)))
+            list(pool.map(operate, range(OPERATIONS)))
     finally:
         done.set()
         reader.join()
 
     assert seen["parses"] > 0
     assert seen["mismatched"] == []
+    stored = {version.content_hash for version in store.history("Hello")}
+    assert set(published) <= stored  # no version lost
     clear = ("no manifest ", "changed during the rollback", "nothing to roll back")
     assert [m for m in refused if not any(part in m for part in clear)] == []
