@@ -168,11 +168,12 @@ def triggering_asset_extras(context: Any) -> dict[str, list[dict[str, Any]]]:
 def check_as_the_dag_processor(dag: DAG) -> None:
     """Raise what Airflow's DAG processor would raise for ``dag`` before keeping it (its
     timetable, setup and teardown, cycles): there, the failure of one DAG becomes an import
-    error of the whole loader file. Airflow 2 tests cycles with a function."""
+    error of the whole loader file. Airflow 3.1 made the cycle test a DAG method; 2.x and 3.0
+    have it as a function."""
     dag.validate()
-    if AIRFLOW_V_3_0_PLUS:
+    if hasattr(dag, "check_cycle"):
         dag.check_cycle()
-    else:  # pragma: no cover - exercised by the Airflow 2 tox environments
+    else:
         from airflow.utils.dag_cycle_tester import check_cycle
 
         check_cycle(dag)
