@@ -82,19 +82,21 @@ class ManifestStore:
         data = manifest.to_json().encode("utf-8")
         now = datetime.now(timezone.utc)
         version = new_version_name(data, now)
-        stamp = now.strftime(ACTIVATION_FORMAT)
-        signature = None if signing_key is None else sign_activation(data, signing_key, stamp)
         try:
             version_path = self._objects.version_path(dag_id, version)
             self._objects.create(version_path, data)
-            if signature:
+            if signing_key is not None:
+                signature = sign_activation(data, signing_key, now.strftime(ACTIVATION_FORMAT))
                 self._objects.create(version_path + SIGNATURE_SUFFIX, signature.encode())
 
             def is_older(current: bytes | None) -> bool:
                 shown = version_with_hash(self._objects.version_names(dag_id), current)
                 return shown is None or shown < version
 
-            self._objects.swap_pointer(dag_id, data, is_older, signature)
+            if signing_key is None:
+                self._objects.swap_pointer(dag_id, data, is_older)
+            else:  # signed: the newest activation is current (see swap_pointer)
+                self._objects.swap_pointer(dag_id, data, lambda current: True, key=signing_key)
         except OSError as exc:
             raise StoreError(f"cannot write {self.manifest_url(dag_id)}: {exc}") from exc
         return self.manifest_url(dag_id)
@@ -115,12 +117,12 @@ class ManifestStore:
         except OSError as exc:
             raise StoreError(f"cannot read {self.version_url(dag_id, target.name)}: {exc}") from exc
         accept_manifest(data, self.version_url(dag_id, target.name), dag_id)
-        if signing_key is not None:
-            signature: str | None = sign_activation(data, signing_key, _now())
-        else:
-            signature = kept.decode("utf-8", errors="replace").strip() if kept else None
+        kept_signature = kept.decode("utf-8", errors="replace").strip() if kept else None
         try:
-            moved = self._objects.swap_pointer(dag_id, data, lambda now: now == before, signature)
+            moved = self._objects.swap_pointer(
+                dag_id, data, lambda now: now == before, key=signing_key,
+                kept_signature=None if signing_key else kept_signature,
+            )
         except OSError as exc:
             raise StoreError(f"cannot write {self.manifest_url(dag_id)}: {exc}") from exc
         if not moved:
@@ -255,8 +257,3 @@ class ManifestStore:
             except ManifestError as exc:
                 errors[dag_id] = exc
         return manifests, errors
-
-
-def _now() -> str:
-    """The activation stamp of a publish or a rollback happening now (UTC, microseconds)."""
-    return datetime.now(timezone.utc).strftime(ACTIVATION_FORMAT)

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import fsspec
 
-from metaflow_airflow.errors import StoreError
-from metaflow_airflow.manifest.signing import SIGNATURE_SUFFIX, activation_of
+from metaflow_airflow.errors import SignatureError, StoreError
+from metaflow_airflow.manifest.signing import (
+    ACTIVATION_FORMAT,
+    SIGNATURE_SUFFIX,
+    activation_of,
+    sign_activation,
+    verify,
+)
 from metaflow_airflow.store.clouds.base import WriteConflict
 from metaflow_airflow.store.clouds.registry import cloud_of
 from metaflow_airflow.store.versions import is_version_name
@@ -23,8 +30,10 @@ MANIFESTS_DIR = "manifests"
 VERSIONS_DIR = "versions"
 SUFFIX = ".json"
 _POINTER_ATTEMPTS = 100
-# How many activations' lines a signature sidecar keeps: the current one and those before it
-# that a reader may still hold the manifest of (read just before a burst of publishes).
+# How many lines of older activations a signature sidecar keeps beside the current one (of
+# manifests a reader may have read just before a burst of publishes), and at most as many of
+# newer ones (publishes on their way, each of which removes its line if it does not move the
+# pointer).
 _SIDECAR_LINES = 8
 
 
@@ -104,27 +113,75 @@ class StoreObjects:
         dag_id: str,
         data: bytes,
         replace: Callable[[bytes | None], bool],
-        signature: str | None,
+        *,
+        key: bytes | None = None,
+        kept_signature: str | None = None,
     ) -> bool:
         """Replace the current manifest with ``data`` if ``replace(current bytes)`` agrees,
         retrying when another writer got in between. False if ``replace`` declined.
 
-        A ``signature`` line joins the sidecar before the pointer moves and the lines of older
-        activations leave it after, so a reader never sees a manifest without the line that
-        signs it; without one, the sidecar goes (it would sign other bytes)."""
+        With the signing ``key``, ``data`` is signed as made current later than every
+        activation its sidecar names, its line joins the sidecar before the pointer moves, the
+        pointer moves only forward in activation, and afterwards the sidecar keeps that line,
+        newer ones (publishes on their way) and the replaced manifest's (readers may hold it):
+        a reader never meets a manifest without its line. ``kept_signature`` (a rollback
+        without the key) joins the sidecar as it is; with neither, the sidecar goes."""
         path = self.manifest_path(dag_id)
         sidecar = path + SIGNATURE_SUFFIX
         with self.cloud.pointer_lock(self.version_dir(dag_id)):
-            if signature:
-                self.compare_and_swap(sidecar, lambda lines: _with_line(lines, signature))
-            if not self.compare_and_swap(path, lambda current: data if replace(current) else None):
-                return False
-            if signature:
-                self.compare_and_swap(sidecar, lambda lines: _settled(lines, signature))
-            else:
-                self.remove_optional(sidecar)
-            self.forget(path)
-            return True
+            if key is None:
+                if kept_signature:
+                    self.compare_and_swap(sidecar, lambda old: _joined(_lines(old), kept_signature))
+                if not self.compare_and_swap(path, lambda now: data if replace(now) else None):
+                    return False
+                if not kept_signature:
+                    self.remove_optional(sidecar)
+                self.forget(path)
+                return True
+            return self._swap_signed(path, sidecar, data, replace, key)
+
+    def _swap_signed(
+        self,
+        path: str,
+        sidecar: str,
+        data: bytes,
+        replace: Callable[[bytes | None], bool],
+        key: bytes,
+    ) -> bool:
+        signed: dict[str, str] = {}
+
+        def add(old: bytes | None) -> bytes:
+            lines = _lines(old)
+            activated = _later_than(max(map(activation_of, lines), default=""))
+            signed["line"] = sign_activation(data, key, activated)
+            return _joined(lines, signed["line"])
+
+        self.compare_and_swap(sidecar, add)
+        line = signed["line"]
+
+        def move(current: bytes | None) -> bytes | None:
+            if not replace(current):
+                return None
+            others = [other for other in _lines(self.read_optional(sidecar)) if other != line]
+            if current is not None and _activation(current, others, key) >= activation_of(line):
+                return None  # a newer activation is current already
+            return data
+
+        moved = self.compare_and_swap(path, move)
+
+        def settle(old: bytes | None) -> bytes | None:
+            lines = [other for other in _lines(old) if other != line]
+            if not moved:  # never current: its line goes
+                return _joined(lines) if len(lines) < len(_lines(old)) else None
+            own = activation_of(line)
+            newer = [other for other in lines if activation_of(other) > own]
+            older = sorted((other for other in lines if activation_of(other) < own),
+                           key=activation_of)
+            return _joined([*older[-_SIDECAR_LINES:], line, *newer[-_SIDECAR_LINES:]])
+
+        self.compare_and_swap(sidecar, settle)
+        self.forget(path)
+        return moved
 
     def compare_and_swap(self, path: str, change: Callable[[bytes | None], bytes | None]) -> bool:
         """Write ``change(current bytes)`` to ``path``, retrying when another writer got in
@@ -153,18 +210,26 @@ def _lines(sidecar: bytes | None) -> list[str]:
     return (sidecar or b"").decode("utf-8", errors="replace").split()
 
 
-def _with_line(sidecar: bytes | None, signature: str) -> bytes:
-    lines = _lines(sidecar)
-    return "\n".join([*(line for line in lines if line != signature), signature, ""]).encode()
+def _joined(lines: list[str], extra: str | None = None) -> bytes:
+    kept = [line for line in lines if line != extra]
+    return "\n".join([*kept, *([extra] if extra else []), ""]).encode()
 
 
-def _settled(sidecar: bytes | None, signature: str) -> bytes:
-    """``signature`` and the lines of the few newest other activations: a newer publish may be
-    on its way, and a reader may still hold a manifest it replaced (loaders refuse older
-    activations than the newest they accepted, so an old line signs nothing they take)."""
-    others = [line for line in _lines(sidecar) if line != signature and activation_of(line)]
-    newest = sorted(others, key=activation_of, reverse=True)[: _SIDECAR_LINES - 1]
-    return "\n".join([signature, *newest, ""]).encode()
+def _activation(data: bytes, lines: list[str], key: bytes) -> str:
+    """The activation of ``data`` that sidecar ``lines`` state ("" when none signs it)."""
+    try:
+        return verify(data, "\n".join(lines), key) if lines else ""
+    except SignatureError:
+        return ""
+
+
+def _later_than(newest: str) -> str:
+    """Now, as an activation, or just after ``newest`` if the clock is not past it."""
+    now = datetime.now(timezone.utc)
+    if newest:
+        after = datetime.strptime(newest, ACTIVATION_FORMAT).replace(tzinfo=timezone.utc)
+        now = max(now, after + timedelta(microseconds=1))
+    return now.strftime(ACTIVATION_FORMAT)
 
 
 def manifest_url(store_url: str, dag_id: str) -> str:
