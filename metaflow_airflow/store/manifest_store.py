@@ -224,26 +224,11 @@ class ManifestStore:
         signature sidecars, read in a second request once the manifests are: a sidecar keeps
         the lines of the manifests a publish replaced, not of those still to come."""
         paths = {self._objects.manifest_path(d): d for d in dag_ids}
-        blobs = self._read_many(paths)
+        blobs = self._objects.read_many(paths)
         if signatures:
             sidecars = {path + SIGNATURE_SUFFIX: d + SIGNATURE_SUFFIX for path, d in paths.items()}
-            blobs.update(self._read_many(sidecars))
+            blobs.update(self._objects.read_many(sidecars))
         return blobs
-
-    def _read_many(self, paths: dict[str, str]) -> dict[str, bytes | OSError]:
-        """Path → name of many objects; name → bytes (or the object's own error)."""
-        if not paths:
-            return {}
-        cloud = self._objects.cloud
-        try:
-            blobs = cloud.read_many(self.fs, list(paths), self._objects.read_options)
-        except OSError as exc:
-            raise StoreError(f"cannot read manifests from {self.url}: {exc}") from exc
-        for blob in blobs.values():
-            if isinstance(blob, Exception) and not isinstance(blob, cloud.object_errors):
-                raise StoreError(f"cannot read manifests from {self.url}: {blob}") from blob
-        strip = self.fs._strip_protocol
-        return {paths[strip(path).rstrip("/")]: blob for path, blob in blobs.items()}
 
     def read_all(self) -> tuple[dict[str, FlowManifest], dict[str, ManifestError]]:
         """Every current manifest, accepted as the loader accepts it (without signatures);

@@ -100,6 +100,21 @@ class StoreObjects:
         stems = (n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX))
         return sorted(s for s in stems if is_version_name(s))
 
+    def read_many(self, paths: dict[str, str]) -> dict[str, bytes | OSError]:
+        """Path → name of many objects; name → bytes (or the object's own error), in one
+        bulk request; a failure that is not one object's raises :class:`StoreError`."""
+        if not paths:
+            return {}
+        try:
+            blobs = self.cloud.read_many(self.fs, list(paths), self.read_options)
+        except OSError as exc:
+            raise StoreError(f"cannot read manifests from {self.url}: {exc}") from exc
+        for blob in blobs.values():
+            if isinstance(blob, Exception) and not isinstance(blob, self.cloud.object_errors):
+                raise StoreError(f"cannot read manifests from {self.url}: {blob}") from blob
+        strip = self.fs._strip_protocol
+        return {paths[strip(path).rstrip("/")]: blob for path, blob in blobs.items()}
+
     def create(self, path: str, data: bytes) -> None:
         """Write ``path`` only if it does not exist yet; an existing one has the same bytes
         (the name holds the content hash), so that is not an error."""

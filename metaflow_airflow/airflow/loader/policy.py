@@ -173,7 +173,7 @@ class ServingPolicy:
                 signatures=self.signatures,
             )
             if self.signatures is not None:
-                self._refuse_replay(url, parsed.activated, newest, bool(old and old.deleted))
+                refuse_replay(url, parsed.activated, newest, bool(old and old.deleted))
                 newest = max(newest, parsed.activated)
             digest = parsed.content_hash
             manifest = cached.get(dag_id) if digest == good else None
@@ -189,19 +189,6 @@ class ServingPolicy:
             entry = CacheEntry(seen, good, detail, now, newest)
             return entry, Outcome(cached.get(dag_id), detail)
         return CacheEntry(marker, digest, None, now, newest), Outcome(manifest, None)
-
-    @staticmethod
-    def _refuse_replay(url: str, activated: str, newest: str, deleted: bool) -> None:
-        """A signed manifest made current before the newest one accepted for its DAG (for a
-        deleted DAG: not after it) is an old version copied back, not a publish or a rollback
-        made with the key, both of which sign a new activation."""
-        if activated < newest or (deleted and activated == newest):
-            raise ManifestError(
-                url,
-                f"refused as a replay: its signature makes it current at {activated}, before "
-                f"the version already accepted ({newest}); publish it again, or roll back to "
-                "it, with the signing key",
-            )
 
     def store_unavailable(
         self,
@@ -257,3 +244,16 @@ class ServingPolicy:
                 self.cache.root,
                 exc,
             )
+
+
+def refuse_replay(url: str, activated: str, newest: str, deleted: bool) -> None:
+    """A signed manifest made current before the newest one accepted for its DAG (for a
+    deleted DAG: not after it) is an old version copied back, not a publish or a rollback
+    made with the key, both of which sign a new activation."""
+    if activated < newest or (deleted and activated == newest):
+        raise ManifestError(
+            url,
+            f"refused as a replay: its signature makes it current at {activated}, before "
+            f"the version already accepted ({newest}); publish it again, or roll back to "
+            "it, with the signing key",
+        )
