@@ -49,3 +49,10 @@ def test_every_repository_path_and_link_exists(document: Path):
     missing += [link for link in LINK.findall(text)
                 if "://" not in link and not (document.parent / link).exists()]
     assert missing == []
+
+
+def test_test_modules_have_unique_names():
+    """The test folders have no __init__.py: pytest imports each test module by its file name,
+    and a second module of the same name stops the whole run at collection."""
+    names = [path.name for path in (REPO / "tests").rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
