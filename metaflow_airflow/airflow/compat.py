@@ -31,10 +31,10 @@ if AIRFLOW_V_3_0_PLUS:  # Airflow 3 moved authoring objects to the Task SDK.
     from airflow.sdk.bases.xcom import BaseXCom as XCom
     from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
-    try:  # the Task SDK has it from Airflow 3.1 (the core one is deprecated there); 3.0 in core
-        from airflow.sdk.exceptions import AirflowFailException
+    try:  # the Task SDK has them from Airflow 3.1 (the core ones are deprecated there); 3.0 in core
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     except ImportError:
-        from airflow.exceptions import AirflowFailException
+        from airflow.exceptions import AirflowFailException, AirflowSkipException
 
     try:  # the Task SDK has it from Airflow 3.1; 3.0 in core
         from airflow.sdk import AssetOrTimeSchedule
@@ -44,7 +44,7 @@ else:  # pragma: no cover - exercised by the Airflow 2 tox environments
     # Assets were Datasets on Airflow 2 (2.9+ for conditions and asset-or-time schedules).
     from airflow.datasets import Dataset as Asset
     from airflow.datasets import DatasetAll as AssetAll
-    from airflow.exceptions import AirflowFailException
+    from airflow.exceptions import AirflowFailException, AirflowSkipException
     from airflow.models import DAG, BaseOperator
     from airflow.models.baseoperatorlink import BaseOperatorLink
     from airflow.models.param import Param
@@ -60,8 +60,9 @@ from airflow.timetables.trigger import CronTriggerTimetable
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
-    "AirflowFailException",
     "DAG",
+    "AirflowFailException",
+    "AirflowSkipException",
     "Asset",
     "AssetAll",
     "BaseOperator",
@@ -163,6 +164,22 @@ def triggering_asset_extras(context: Any) -> dict[str, list[dict[str, Any]]]:
         ordered = sorted(found, key=lambda event: event.timestamp)
         extras[uri] = [dict(event.extra or {}) for event in ordered]
     return extras
+
+
+def mapped_xcoms(ti: Any, task_id: str, key: str, width: int) -> list[Any]:
+    """What the ``width`` mapped tasks of ``task_id`` pushed under ``key``, those that pushed
+    nothing (skipped) left out. Airflow 3 returns them in one request when no map index is
+    given (asking index by index logs an error per missing one); Airflow 2 in one query for a
+    range of indexes."""
+    if AIRFLOW_V_3_0_PLUS:
+        values = ti.xcom_pull(task_ids=task_id, key=key)
+    else:
+        values = ti.xcom_pull(task_ids=task_id, key=key, map_indexes=range(width))
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes, dict)):  # Airflow 3: exactly one found
+        return [values]
+    return [value for value in values if value is not None]
 
 
 def check_as_the_dag_processor(dag: DAG) -> None:

@@ -73,8 +73,11 @@ def dag_doc_md(manifest: FlowManifest, manifest_url: str | None = None) -> str:
     rows = [
         ("Metaflow flow", f"`{manifest.flow_name}` from `{manifest.source_file}`"),
         ("Published", f"by {manifest.published_by} at {published}"),
-        ("Version", f"`{manifest.content_hash[:12]}` (manifest content hash), "
-                    f"Metaflow {manifest.metaflow.version}"),
+        (
+            "Version",
+            f"`{manifest.content_hash[:12]}` (manifest content hash), "
+            f"Metaflow {manifest.metaflow.version}",
+        ),
         ("Manifest", f"`{manifest_url}`" if manifest_url else "(not recorded)"),
         ("Compute", manifest.compute.kind),
         ("Code package", f"`{manifest.code_package.url}`"),

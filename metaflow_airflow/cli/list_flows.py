@@ -13,8 +13,12 @@ from metaflow_airflow.store.manifest_store import ManifestStore
 @click.command(name="list")
 @store_option
 @storage_options_option
-@click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array: one object per flow (invalid manifests with an error).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON array: one object per flow (invalid manifests with an error).",
+)
 def list_command(store: str, storage_options: dict, as_json: bool) -> None:
     """List the published flows: DAG id, flow, compute, publisher and time.
 
@@ -26,9 +30,15 @@ def list_command(store: str, storage_options: dict, as_json: bool) -> None:
     manifests, errors = ManifestStore(store, storage_options).read_all()
     if as_json:
         rows = [
-            {"dag_id": dag_id, "valid": True, "flow_name": m.flow_name,
-             "compute": m.compute.kind, "published_by": m.published_by,
-             "published_at": m.published_at.isoformat(), "version": m.content_hash[:12]}
+            {
+                "dag_id": dag_id,
+                "valid": True,
+                "flow_name": m.flow_name,
+                "compute": m.compute.kind,
+                "published_by": m.published_by,
+                "published_at": m.published_at.isoformat(),
+                "version": m.content_hash[:12],
+            }
             for dag_id, m in manifests.items()
         ]
         rows += [{"dag_id": d, "valid": False, "error": e.detail} for d, e in errors.items()]

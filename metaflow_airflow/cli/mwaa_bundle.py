@@ -11,15 +11,28 @@ DEFAULT_AIRFLOW = "3.3.1"  # the newest Amazon MWAA image
 
 @click.command(name="mwaa-bundle")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--airflow-version", default=DEFAULT_AIRFLOW, show_default=True,
-              help="The MWAA environment's Airflow version.")
-@click.option("--python-version", metavar="X.Y",
-              help="The environment's Python (default: 3.11 for Airflow 2, 3.12 for Airflow 3).")
-@click.option("--resolved-as-of", metavar="YYYY-MM-DD",
-              help="Resolve versions as of this date (default: a day after the Airflow release "
-              "was published, close to its constraints file).")
-@click.option("--project-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="metaflow-airflow's source checkout (default: the one running this command).")
+@click.option(
+    "--airflow-version",
+    default=DEFAULT_AIRFLOW,
+    show_default=True,
+    help="The MWAA environment's Airflow version.",
+)
+@click.option(
+    "--python-version",
+    metavar="X.Y",
+    help="The environment's Python (default: 3.11 for Airflow 2, 3.12 for Airflow 3).",
+)
+@click.option(
+    "--resolved-as-of",
+    metavar="YYYY-MM-DD",
+    help="Resolve versions as of this date (default: a day after the Airflow release "
+    "was published, close to its constraints file).",
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="metaflow-airflow's source checkout (default: the one running this command).",
+)
 def mwaa_bundle_command(
     out_dir: Path,
     airflow_version: str,

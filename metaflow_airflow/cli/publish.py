@@ -22,27 +22,52 @@ from metaflow_airflow.publish.publisher import PublishRequest, publish_flow
 @click.option("--name", "dag_id", metavar="DAG_ID", help="DAG id (default: the flow's class name).")
 @click.option("--image", help="Default container image for Kubernetes compute.")
 @click.option("--tag", "tags", multiple=True, help="DAG tag and Metaflow run tag (repeatable).")
-@click.option("--with", "with_decorators", multiple=True, metavar="DECORATOR",
-              help="Add a step decorator to every step, e.g. 'retry:times=3' (repeatable).")
-@click.option("--max-workers", type=click.IntRange(min=1),
-              help="Concurrent tasks of each foreach body step within one run.")
+@click.option(
+    "--with",
+    "with_decorators",
+    multiple=True,
+    metavar="DECORATOR",
+    help="Add a step decorator to every step, e.g. 'retry:times=3' (repeatable).",
+)
+@click.option(
+    "--max-workers",
+    type=click.IntRange(min=1),
+    help="Concurrent tasks of each foreach body step within one run.",
+)
 @click.option("--worker-pool", "pool", help="Airflow pool for every task.")
-@click.option("--is-paused-upon-creation", is_flag=True, default=None,
-              help="The DAG starts paused when Airflow first sees it.")
+@click.option(
+    "--is-paused-upon-creation",
+    is_flag=True,
+    default=None,
+    help="The DAG starts paused when Airflow first sees it.",
+)
 @click.option("--branch", help="@project branch to publish to.")
 @click.option("--production", is_flag=True, help="Publish to the @project production branch.")
-@click.option("--authorize", metavar="TOKEN",
-              help="Production token that authorizes taking over another user's deployment.")
-@click.option("--generate-new-token", is_flag=True,
-              help="Start a new production namespace for this DAG.")
-@click.option("--allow-plaintext-env", is_flag=True,
-              help="Publish even if @environment sets variables that look like credentials "
-              "(*SECRET*, *TOKEN*, *PASSWORD*, AWS keys...); they end up in the manifest.")
-@click.option("--datastore", type=click.Choice(["local", "s3", "azure", "gs"]),
-              help="Metaflow datastore for code and artifacts (default: Metaflow's configuration).")
+@click.option(
+    "--authorize",
+    metavar="TOKEN",
+    help="Production token that authorizes taking over another user's deployment.",
+)
+@click.option(
+    "--generate-new-token", is_flag=True, help="Start a new production namespace for this DAG."
+)
+@click.option(
+    "--allow-plaintext-env",
+    is_flag=True,
+    help="Publish even if @environment sets variables that look like credentials "
+    "(*SECRET*, *TOKEN*, *PASSWORD*, AWS keys...); they end up in the manifest.",
+)
+@click.option(
+    "--datastore",
+    type=click.Choice(["local", "s3", "azure", "gs"]),
+    help="Metaflow datastore for code and artifacts (default: Metaflow's configuration).",
+)
 @click.option("--datastore-root", metavar="URL", help="Root of that datastore.")
-@click.option("--metadata", type=click.Choice(["local", "service"]),
-              help="Metaflow metadata provider (default: Metaflow's configuration).")
+@click.option(
+    "--metadata",
+    type=click.Choice(["local", "service"]),
+    help="Metaflow metadata provider (default: Metaflow's configuration).",
+)
 def publish_command(
     flow_file: str,
     with_decorators: tuple[str, ...],

@@ -45,11 +45,18 @@ def summary(manifest: FlowManifest, url: str) -> list[str]:
         ("version", manifest.content_hash[:12]),
         ("published", f"by {manifest.published_by} at {manifest.published_at.isoformat()}"),
         ("compute", manifest.compute.kind),
-        ("metaflow", f"{runtime.version}; datastore {runtime.datastore} {runtime.datastore_root}; "
-                     f"metadata {runtime.metadata}"),
+        (
+            "metaflow",
+            f"{runtime.version}; datastore {runtime.datastore} {runtime.datastore_root}; "
+            f"metadata {runtime.metadata}",
+        ),
         ("code", manifest.code_package.url),
-        ("schedule", f"{manifest.schedule.cron} ({manifest.schedule.timezone or 'UTC'})"
-                     if manifest.schedule else "none (triggered runs only)"),
+        (
+            "schedule",
+            f"{manifest.schedule.cron} ({manifest.schedule.timezone or 'UTC'})"
+            if manifest.schedule
+            else "none (triggered runs only)",
+        ),
         ("triggers", triggers_summary(manifest) or "-"),
         ("tags", ", ".join(manifest.tags) or "-"),
     ]

@@ -128,4 +128,3 @@ class EventTrigger(ManifestModel):
 
 
 Trigger = Annotated[Union[FlowTrigger, EventTrigger], Field(discriminator="kind")]
-

@@ -214,7 +214,6 @@ class ScheduleSpec(ManifestModel):
         return timezone
 
 
-
 class DeploymentSpec(ManifestModel):
     """How the DAG runs in Airflow: set by ``publish`` options."""
 
@@ -239,6 +238,7 @@ class ProjectSpec(ManifestModel):
 #                             (``project.branch.Flow`` under @project, else ``Flow``);
 #   x-metaflow://events/<name>  the event ``name`` of ``@trigger``: any Airflow task with this
 #                             Asset as an outlet emits it.
+
 
 class FlowManifest(ManifestModel):
     """Everything the Airflow side needs to build and run one published flow."""

@@ -78,9 +78,7 @@ def activation_of(line: str) -> str:
     return parts[1] if len(parts) == 3 and _ACTIVATION.match(parts[1]) else ""
 
 
-def verify(
-    data: bytes, signature: str | bytes | None, key: bytes, *, url: str = "manifest"
-) -> str:
+def verify(data: bytes, signature: str | bytes | None, key: bytes, *, url: str = "manifest") -> str:
     """Accept ``data`` only if a line of the ``signature`` sidecar signs it under ``key``, and
     return that line's activation (the newest, if several do; "" for a signature of the bytes
     alone); otherwise raise :class:`SignatureError` naming ``url`` and the reason. A sidecar
@@ -137,7 +135,6 @@ def load_signing_key(
     return key
 
 
-
 @dataclass(frozen=True)
 class SignatureCheck:
     """How a reader that requires signatures checks them: with ``key``, or, when the key is
@@ -156,7 +153,6 @@ def signature_check(settings: Settings) -> SignatureCheck:
     if key is None:
         return SignatureCheck(
             None,
-            "require_signed is set but no signing key is configured "
-            f"({KEY_ENV} or {KEY_FILE_ENV})",
+            f"require_signed is set but no signing key is configured ({KEY_ENV} or {KEY_FILE_ENV})",
         )
     return SignatureCheck(key)

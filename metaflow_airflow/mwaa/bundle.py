@@ -40,14 +40,25 @@ MWAA_PYTHON = {"2": "3.11", "3": "3.12"}
 # What the MWAA base image has beyond Airflow itself.
 BASE_IMAGE = ("apache-airflow-providers-amazon",)
 # Shipped even when the base image resolves them: some MWAA images lack pydantic.
-ALWAYS_SHIP = ("annotated-types", "pydantic", "pydantic-core", "pydantic-settings",
-               "typing-inspection")
+ALWAYS_SHIP = (
+    "annotated-types",
+    "pydantic",
+    "pydantic-core",
+    "pydantic-settings",
+    "typing-inspection",
+)
 # Extras of this package the Airflow side needs: the Kubernetes provider and s3fs.
 EXTRAS = "airflow,s3"
 # MWAA runs x86_64 Amazon Linux 2023 (glibc 2.34): wheels of any of these tags install there.
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux_2_12_x86_64", "manylinux2010_x86_64", "manylinux_2_5_x86_64",
-             "manylinux1_x86_64")
+PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux_2_12_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux_2_5_x86_64",
+    "manylinux1_x86_64",
+)
 
 
 ASSUMED_CONSTRAINTS = "assumed-constraints.txt"
@@ -100,8 +111,10 @@ def build_bundle(
         progress("building the metaflow-airflow wheel...")
         own_wheel = _build_own_wheel(project_dir, work / "own")
         base = [f"apache-airflow=={airflow_version}", *BASE_IMAGE]
-        progress(f"resolving for Airflow {airflow_version}, Python {python_version}, "
-                 f"as of {resolved_as_of}...")
+        progress(
+            f"resolving for Airflow {airflow_version}, Python {python_version}, "
+            f"as of {resolved_as_of}..."
+        )
         resolve = _Resolver(work, python_version, resolved_as_of)
         wanted = resolve("full", [*base, f"{PACKAGE}[{EXTRAS}] @ {own_wheel.as_uri()}"])
         in_image = resolve("base", base, constraints=wanted)
@@ -141,8 +154,10 @@ def _release_cutoff(airflow_version: str) -> str:
         with urllib.request.urlopen(url, timeout=60) as response:
             files = json.load(response)["releases"].get(airflow_version)
     except (OSError, ValueError) as exc:
-        raise BundleError(f"cannot read Airflow's release dates from PyPI ({exc}); "
-                          "pass --resolved-as-of YYYY-MM-DD") from exc
+        raise BundleError(
+            f"cannot read Airflow's release dates from PyPI ({exc}); "
+            "pass --resolved-as-of YYYY-MM-DD"
+        ) from exc
     if not files:
         raise BundleError(f"apache-airflow {airflow_version} is not on PyPI")
     uploaded = min(datetime.fromisoformat(f["upload_time"]) for f in files)
@@ -152,8 +167,10 @@ def _release_cutoff(airflow_version: str) -> str:
 def _source_tree() -> Path:
     root = Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").is_file():
-        raise BundleError("metaflow-airflow is not installed from a source checkout: pass "
-                          "--project-dir with the project's source")
+        raise BundleError(
+            "metaflow-airflow is not installed from a source checkout: pass "
+            "--project-dir with the project's source"
+        )
     return root
 
 
@@ -177,8 +194,10 @@ def _run(argv: list[str], what: str) -> str:
 
 
 def _build_own_wheel(project_dir: Path, out: Path) -> Path:
-    _run([_uv(), "build", "--wheel", "--quiet", "--out-dir", str(out), str(project_dir)],
-         "building the metaflow-airflow wheel")
+    _run(
+        [_uv(), "build", "--wheel", "--quiet", "--out-dir", str(out), str(project_dir)],
+        "building the metaflow-airflow wheel",
+    )
     (wheel,) = out.glob("*.whl")
     return wheel
 
@@ -205,11 +224,22 @@ class _Resolver:
             )
             extra = ["--constraint", str(pinned)]
         output = _run(
-            [_uv(), "pip", "compile", str(source), *extra,
-             "--quiet", "--no-header", "--no-annotate",
-             "--python-version", self.python_version,
-             "--python-platform", "x86_64-manylinux_2_28",
-             "--exclude-newer", self.resolved_as_of],
+            [
+                _uv(),
+                "pip",
+                "compile",
+                str(source),
+                *extra,
+                "--quiet",
+                "--no-header",
+                "--no-annotate",
+                "--python-version",
+                self.python_version,
+                "--python-platform",
+                "x86_64-manylinux_2_28",
+                "--exclude-newer",
+                self.resolved_as_of,
+            ],
             f"resolving {name} requirements",
         )
         pins = {}
@@ -228,10 +258,24 @@ def _download_wheels(pins: dict[str, str], out: Path, python_version: str) -> No
     """Wheels for MWAA's platform (pip: uv cannot download without installing)."""
     platform_args = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
     _run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-         "--no-deps", "--only-binary=:all:", "--python-version", python_version,
-         "--implementation", "cp", *platform_args, "--dest", str(out),
-         *(f"{name}=={version}" for name, version in sorted(pins.items()))],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            python_version,
+            "--implementation",
+            "cp",
+            *platform_args,
+            "--dest",
+            str(out),
+            *(f"{name}=={version}" for name, version in sorted(pins.items())),
+        ],
         "downloading wheels",
     )
 

@@ -97,7 +97,12 @@ def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
     # read it half-written, so they take turns.
     with folder_lock(os.path.dirname(production_token_path(token_prefix))):
         token = resolve_token(
-            dag_id, token_prefix, obj, request.authorize, None, request.generate_new_token,
+            dag_id,
+            token_prefix,
+            obj,
+            request.authorize,
+            None,
+            request.generate_new_token,
             is_project,
         )
     _progress(f"packaging code and uploading it to the {obj.flow_datastore.TYPE} datastore...")
@@ -223,7 +228,9 @@ def _container_script(obj: Any, url: str, metadata: str) -> ContainerScript:
         return ContainerScript()
     setup = obj.environment.get_package_commands(url, datastore, metadata)
     bootstrap = {
-        node.name: tuple(_unquote(c) for c in obj.environment.bootstrap_commands(node.name, datastore))
+        node.name: tuple(
+            _unquote(c) for c in obj.environment.bootstrap_commands(node.name, datastore)
+        )
         for node in obj.graph
     }
     # Metaflow renders these for embedding in `bash -c "..."`; store the plain shell.

@@ -179,7 +179,7 @@ def _follow(
         if not line.startswith(PROGRESS_MARK):
             kept.append(line)
         elif progress is not None:
-            progress(line[len(PROGRESS_MARK):].rstrip("\n"))
+            progress(line[len(PROGRESS_MARK) :].rstrip("\n"))
     return process.wait(), "".join(kept)
 
 

@@ -26,6 +26,7 @@ def compile_steps(
     With ``kubernetes``, each step's pod is resolved the way Metaflow resolves ``@kubernetes``
     (its attributes, else Metaflow's configuration); ``image`` replaces the default image."""
     nodes = {node.name: node for node in graph}
+    _refuse_loops(nodes)
     defaults = _kubernetes_defaults(image) if kubernetes else None
     return tuple(_compile_step(nodes[name], nodes, defaults) for name in graph.sorted_nodes)
 
@@ -57,6 +58,27 @@ def _compile_step(node: Any, nodes: dict[str, Any], pod_defaults: dict | None) -
         pod=_pod(node, pod_defaults) if pod_defaults is not None else PodSpec(),
         env={str(k): str(v) for k, v in sorted(_environment(node.decorators).items())},
     )
+
+
+def _refuse_loops(nodes: dict[str, Any]) -> None:
+    """A switch that can lead back to its own step (Metaflow's recursive steps) makes a loop,
+    and an Airflow DAG cannot loop: run once, the flow would silently end early."""
+    for name, node in sorted(nodes.items()):
+        if node.type != "split-switch":
+            continue
+        seen: set[str] = set()
+        frontier = list(node.out_funcs)
+        while frontier:
+            current = frontier.pop()
+            if current == name:
+                raise CompileError(
+                    f"step {name!r}: its switch can lead back to {name!r} (a loop, as recursive "
+                    "steps make), and an Airflow DAG cannot loop; unroll the loop into steps, or "
+                    "loop inside the step"
+                )
+            if current not in seen:
+                seen.add(current)
+                frontier.extend(nodes[current].out_funcs)
 
 
 def _refuse_unsupported(node: Any, nodes: dict[str, Any]) -> None:

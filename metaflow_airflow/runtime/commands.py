@@ -65,19 +65,34 @@ def render_step_commands(
     argvs = []
     if invocation.parameters_task_id:
         argvs.append(
-            (*base, "init", "--run-id", invocation.run_id,
-             "--task-id", invocation.parameters_task_id, *tags)
+            (
+                *base,
+                "init",
+                "--run-id",
+                invocation.run_id,
+                "--task-id",
+                invocation.parameters_task_id,
+                *tags,
+            )
         )
     split = () if invocation.split_index is None else ("--split-index", str(invocation.split_index))
     argvs.append(
         (
-            *base, "step", step.name,
-            "--run-id", invocation.run_id,
-            "--task-id", invocation.task_id,
-            "--retry-count", str(invocation.retry_count),
-            "--max-user-code-retries", str(step.max_user_code_retries),
-            "--input-paths", invocation.input_paths,
-            *split, *tags,
+            *base,
+            "step",
+            step.name,
+            "--run-id",
+            invocation.run_id,
+            "--task-id",
+            invocation.task_id,
+            "--retry-count",
+            str(invocation.retry_count),
+            "--max-user-code-retries",
+            str(step.max_user_code_retries),
+            "--input-paths",
+            invocation.input_paths,
+            *split,
+            *tags,
         )
     )
     if step.type in REPORTING_STEP_TYPES:

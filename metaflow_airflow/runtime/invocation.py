@@ -10,7 +10,7 @@ bodies flatten into one mapped list and every task id stays deterministic.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,9 @@ class TaskRef:
     params: Mapping[str, Any] = field(default_factory=dict)
     foreach_splits: Mapping[str, Sequence[Split]] = field(default_factory=dict)
     ran_parents: tuple[str, ...] | None = None
+    # A foreach join whose body ends in several steps (a switch in the body): the Metaflow task
+    # ids each of those steps left, so every split's input is the task that ran for it.
+    body_end_task_ids: Mapping[str, frozenset[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,14 @@ def splits_needed(manifest: FlowManifest, step: StepSpec) -> list[str]:
     return needed
 
 
-def converges(step: StepSpec) -> bool:
-    """A non-join step with several parents follows a conditional: only one parent ran."""
-    return step.type != "join" and len(step.parents) > 1
+def meets_branches(step: StepSpec) -> bool:
+    """A step with several parents: a join, or where a conditional's branches meet again. A
+    conditional upstream may have skipped some of them; the step reads those that ran."""
+    return len(step.parents) > 1
+
+
+class MissingInputs(ValueError):
+    """No upstream task ran for a step that must read one: running it would be a false run."""
 
 
 def resolve_invocation(manifest: FlowManifest, step: StepSpec, ref: TaskRef) -> StepInvocation:
@@ -105,14 +113,17 @@ def resolve_invocation(manifest: FlowManifest, step: StepSpec, ref: TaskRef) -> 
         params_task = parameters_task_id(own_task_id)
         inputs = [f"{run_id}/{PARAMETERS_STEP}/{params_task}"]
     elif step.joins_foreach:
-        (last_body_step,) = step.parents
         inputs = [
-            path(last_body_step, k)
+            path(_body_end(step, ref, k, path), k)
             for k, (parent, _) in enumerate(ref.foreach_splits[step.joins_foreach])
             if parent == my_index
         ]
     else:
         parents = step.parents if ref.ran_parents is None else ref.ran_parents
+        if not parents:
+            raise MissingInputs(
+                f"step {step.name!r}: none of its parents ({', '.join(step.parents)}) ran"
+            )
         inputs = []
         for parent in parents:
             if parent == step.foreach:
@@ -134,6 +145,21 @@ def resolve_invocation(manifest: FlowManifest, step: StepSpec, ref: TaskRef) -> 
     )
 
 
+def _body_end(step: StepSpec, ref: TaskRef, split: int, path: Callable[[str, int], str]) -> str:
+    """The last body step that ran for one split: the only one, or (a switch in the body) the
+    one whose task for that split left its task id."""
+    if len(step.parents) == 1:
+        return step.parents[0]
+    ran = ref.body_end_task_ids or {}
+    for parent in step.parents:
+        if path(parent, split).rsplit("/", 1)[1] in ran.get(parent, frozenset()):
+            return parent
+    raise MissingInputs(
+        f"step {step.name!r}: no step of the foreach body ({', '.join(step.parents)}) ran "
+        f"for split {split}"
+    )
+
+
 def _my_split(manifest: FlowManifest, step: StepSpec, ref: TaskRef) -> Split:
     """(map index of the foreach task that made my split, my split index) for a body step."""
     if step.foreach is None:
@@ -144,7 +170,9 @@ def _my_split(manifest: FlowManifest, step: StepSpec, ref: TaskRef) -> Split:
     return int(parent), int(split)
 
 
-def parameter_env(parameters: tuple[ParameterSpec, ...], values: Mapping[str, Any]) -> dict[str, str]:
+def parameter_env(
+    parameters: tuple[ParameterSpec, ...], values: Mapping[str, Any]
+) -> dict[str, str]:
     """Parameter values as the ``METAFLOW_INIT_*`` variables Metaflow's ``init`` reads.
 
     Values are data: they travel in the process environment, never through a shell."""

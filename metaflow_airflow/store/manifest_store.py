@@ -48,6 +48,7 @@ from metaflow_airflow.store.versions import (
 
 __all__ = ["ManifestStore", "Version", "manifest_url"]
 
+
 class ManifestStore:
     """Publishes, lists and reads flow manifests under one URL."""
 
@@ -120,7 +121,10 @@ class ManifestStore:
         kept_signature = kept.decode("utf-8", errors="replace").strip() if kept else None
         try:
             moved = self._objects.swap_pointer(
-                dag_id, data, lambda now: now == before, key=signing_key,
+                dag_id,
+                data,
+                lambda now: now == before,
+                key=signing_key,
                 kept_signature=None if signing_key else kept_signature,
             )
         except OSError as exc:

@@ -190,8 +190,9 @@ class StoreObjects:
                 return _joined(lines) if len(lines) < len(_lines(old)) else None
             own = activation_of(line)
             newer = [other for other in lines if activation_of(other) > own]
-            older = sorted((other for other in lines if activation_of(other) < own),
-                           key=activation_of)
+            older = sorted(
+                (other for other in lines if activation_of(other) < own), key=activation_of
+            )
             return _joined([*older[-_SIDECAR_LINES:], line, *newer[-_SIDECAR_LINES:]])
 
         self.compare_and_swap(sidecar, settle)
@@ -217,7 +218,7 @@ class StoreObjects:
                 time.sleep(0.01 * (attempt % 10 + 1))
                 continue
             return True
-        where = f"{self.url}/{path[len(self.root) + 1:]}"
+        where = f"{self.url}/{path[len(self.root) + 1 :]}"
         raise StoreError(f"{where}: too many concurrent writers; try again")
 
 

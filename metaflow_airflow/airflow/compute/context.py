@@ -7,17 +7,25 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from metaflow_airflow.airflow.compat import AirflowFailException, Asset, triggering_asset_extras
+from metaflow_airflow.airflow.compat import (
+    AirflowFailException,
+    AirflowSkipException,
+    Asset,
+    mapped_xcoms,
+    triggering_asset_extras,
+)
 from metaflow_airflow.airflow.compute.foreach_splits import splits_task_id
 from metaflow_airflow.manifest.models import FlowManifest, ManifestSource, StepSpec
 from metaflow_airflow.runtime.invocation import (
     NEXT_STEPS_KEY,
     START_STEP,
     TASK_ID_XCOM_KEY,
+    MissingInputs,
     StepInvocation,
     TaskRef,
-    converges,
     event_parameter_values,
+    meets_branches,
+    resolve_invocation,
     split_indexes,
     splits_needed,
 )
@@ -25,6 +33,7 @@ from metaflow_airflow.runtime.run_conf import run_conf_problems
 from metaflow_airflow.settings import get_settings
 
 log = logging.getLogger(__name__)
+
 
 class BoundStep:
     """The manifest and step a Metaflow operator runs, bound by the factory after construction
@@ -55,11 +64,15 @@ def task_ref_from_context(
     ti = context["ti"]
     map_index = getattr(ti, "map_index", -1)
     map_index = -1 if map_index is None else int(map_index)
+    _skip_unless_chosen(ti, manifest, step, map_index)
     foreach_splits = {
         name: _splits(ti, manifest.steps_by_name[name]) for name in splits_needed(manifest, step)
     }
-    ran_parents = None
-    if converges(step):
+    ran_parents = body_end_task_ids = None
+    if step.joins_foreach and meets_branches(step):
+        width = len(foreach_splits[step.joins_foreach])
+        body_end_task_ids = {parent: _task_ids_left(ti, parent, width) for parent in step.parents}
+    elif meets_branches(step):
         ran_parents = tuple(
             parent
             for parent in step.parents
@@ -73,7 +86,17 @@ def task_ref_from_context(
         params=_parameter_values(context, manifest, step),
         foreach_splits=foreach_splits,
         ran_parents=ran_parents,
+        body_end_task_ids=body_end_task_ids,
     )
+
+
+def resolve_or_fail(manifest: FlowManifest, step: StepSpec, ref: TaskRef) -> StepInvocation:
+    """:func:`resolve_invocation`; a step with no input that ran fails without retries (a
+    skipped branch must never let the run go on, or end, as if it had run)."""
+    try:
+        return resolve_invocation(manifest, step, ref)
+    except MissingInputs as missing:
+        raise AirflowFailException(f"the run cannot go on: {missing}") from None
 
 
 def _parameter_values(
@@ -110,6 +133,26 @@ def _splits(ti: Any, foreach: StepSpec) -> list[tuple[int, int]]:
     return [(int(parent), int(split)) for parent, split in pairs]
 
 
+def _skip_unless_chosen(ti: Any, manifest: FlowManifest, step: StepSpec, map_index: int) -> None:
+    """Inside a mapped foreach body, Airflow 3 runs the steps a conditional did not choose
+    (apache/airflow#67265: the skip is looked up at map index -1): a step right after a
+    conditional of its own body skips itself when that conditional, for its split, chose
+    another step. Airflow 2 has already skipped it; unmapped tasks are skipped by Airflow."""
+    if step.foreach is None or len(step.parents) != 1:
+        return
+    parent = manifest.steps_by_name[step.parents[0]]
+    if parent.type != "split-switch" or parent.foreach != step.foreach:
+        return
+    chosen = ti.xcom_pull(task_ids=parent.name, key=NEXT_STEPS_KEY, map_indexes=map_index)
+    if chosen is not None and step.name not in chosen:
+        raise AirflowSkipException(f"the conditional {parent.name} chose {', '.join(chosen)}")
+
+
+def _task_ids_left(ti: Any, step_name: str, width: int) -> frozenset[str]:
+    """The Metaflow task ids the ``width`` mapped tasks of a body step left (skipped ones none)."""
+    return frozenset(str(v) for v in mapped_xcoms(ti, step_name, TASK_ID_XCOM_KEY, width))
+
+
 def _task_id_of(ti: Any, parent: StepSpec, step: StepSpec, map_index: int) -> str | None:
     """The Metaflow task id a parent left, or None when its branch was not taken."""
     if step.foreach is not None and parent.foreach == step.foreach:
@@ -136,7 +179,9 @@ def hand_back(
         return split_indexes(result)
     if step.type == "split-switch":
         assert result is not None
-        operator.skip_all_except(ti, list(result[NEXT_STEPS_KEY]))
+        chosen = list(result[NEXT_STEPS_KEY])
+        ti.xcom_push(key=NEXT_STEPS_KEY, value=chosen)  # read by _skip_unless_chosen
+        operator.skip_all_except(ti, chosen)
     return None
 
 

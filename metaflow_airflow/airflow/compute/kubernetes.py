@@ -17,7 +17,12 @@ from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
 
 from metaflow_airflow.airflow.compat import SkipMixin
-from metaflow_airflow.airflow.compute.context import BoundStep, hand_back, task_ref_from_context
+from metaflow_airflow.airflow.compute.context import (
+    BoundStep,
+    hand_back,
+    resolve_or_fail,
+    task_ref_from_context,
+)
 from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
 from metaflow_airflow.manifest.models import (
     ContainerScript,
@@ -31,7 +36,7 @@ from metaflow_airflow.runtime.commands import (
     StepCommands,
     render_step_commands,
 )
-from metaflow_airflow.runtime.invocation import StepInvocation, TaskRef, resolve_invocation
+from metaflow_airflow.runtime.invocation import StepInvocation, TaskRef
 
 # KubernetesPodOperator's XCom convention: the sidecar reads this file when the task ends.
 XCOM_RETURN_FILE = "/airflow/xcom/return.json"
@@ -56,7 +61,7 @@ class MetaflowKubernetesOperator(BoundStep, KubernetesPodOperator, SkipMixin):
 
     def prepare(self, ref: TaskRef) -> StepInvocation:
         """Fill in the container's command and environment for one task instance."""
-        invocation = resolve_invocation(self.manifest, self.step, ref)
+        invocation = resolve_or_fail(self.manifest, self.step, ref)
         self.invocation = invocation
         assert isinstance(self.manifest.compute, KubernetesCompute)
         commands = render_step_commands(
@@ -100,7 +105,9 @@ def pod_arguments(manifest: FlowManifest, step: StepSpec) -> dict[str, Any]:
         name=step.name.replace("_", "-").lower(),
         image=pod.image,
         image_pull_policy=pod.image_pull_policy,
-        image_pull_secrets=[_model(k8s.V1LocalObjectReference, name=n) for n in pod.image_pull_secrets],
+        image_pull_secrets=[
+            _model(k8s.V1LocalObjectReference, name=n) for n in pod.image_pull_secrets
+        ],
         namespace=pod.namespace,
         service_account_name=pod.service_account,
         env_from=[
@@ -150,7 +157,11 @@ def pod_script(container: ContainerScript, step: StepSpec, commands: StepCommand
         [*container.bootstrap.get(step.name, ()), *(shlex.join(argv) for argv in commands.argvs)]
     )
     script = " && ".join(
-        [f"mkdir -p {LOG_DIR}", *container.setup, container.capture_logs.replace("{commands}", steps)]
+        [
+            f"mkdir -p {LOG_DIR}",
+            *container.setup,
+            container.capture_logs.replace("{commands}", steps),
+        ]
     )
     if container.save_logs:
         script += f"; c=$?; {container.save_logs}; exit $c"

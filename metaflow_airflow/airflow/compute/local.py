@@ -16,11 +16,15 @@ from typing import Any
 import fsspec
 
 from metaflow_airflow.airflow.compat import BaseOperator, SkipMixin
-from metaflow_airflow.airflow.compute.context import BoundStep, hand_back, task_ref_from_context
+from metaflow_airflow.airflow.compute.context import (
+    BoundStep,
+    hand_back,
+    resolve_or_fail,
+    task_ref_from_context,
+)
 from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
 from metaflow_airflow.manifest.models import CodePackage, FlowManifest
 from metaflow_airflow.runtime.commands import REPORTING_STEP_TYPES, render_step_commands
-from metaflow_airflow.runtime.invocation import resolve_invocation
 from metaflow_airflow.settings import get_settings
 from metaflow_airflow.store.clouds.registry import cloud_for_datastore
 
@@ -36,7 +40,7 @@ class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
 
     def execute(self, context: Any) -> list[int] | None:
         ref = task_ref_from_context(context, self.manifest, self.step)
-        invocation = resolve_invocation(self.manifest, self.step, ref)
+        invocation = resolve_or_fail(self.manifest, self.step, ref)
         self.log.info("Metaflow task %s (attempt %s)", invocation.pathspec, invocation.retry_count)
         record_metaflow_ids(context, invocation)
         python = get_settings().local_python or sys.executable

@@ -3,7 +3,7 @@
 A foreach body is mapped over the split indexes its foreach task returns; the body of a nested
 foreach (whose foreach step is itself mapped) over the pairs a flattening task collects (see
 ``compute/foreach_splits``). A step after a conditional runs when the branch that was taken
-succeeded.
+succeeded (a run whose ``end`` did not run fails, see ``_trigger_rule``).
 
 The DAG depends only on the manifest (no clock, no randomness, sorted iteration), so the same
 manifest always serializes to the same DAG and Airflow 3 does not version it on every parse.
@@ -35,7 +35,7 @@ from metaflow_airflow.manifest.models import (
     ScheduleSpec,
     StepSpec,
 )
-from metaflow_airflow.runtime.invocation import START_STEP, converges
+from metaflow_airflow.runtime.invocation import START_STEP, meets_branches
 
 _JSON_SCHEMA_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
@@ -167,8 +167,7 @@ def _task_factory(manifest: FlowManifest, source: ManifestSource) -> MakeTask:
 def task_arguments(manifest: FlowManifest, step: StepSpec) -> dict[str, Any]:
     """What any compute's operator gets from the step: retries, timeout, concurrency, docs."""
     arguments: dict[str, Any] = {"retries": step.retries, "doc_md": step.doc or None}
-    if converges(step):  # after a conditional: the branch not taken is skipped
-        arguments["trigger_rule"] = "none_failed_min_one_success"
+    arguments["trigger_rule"] = _trigger_rule(step)
     if step.retry_delay_seconds is not None:
         arguments["retry_delay"] = timedelta(seconds=step.retry_delay_seconds)
     if step.timeout_seconds is not None:
@@ -178,6 +177,18 @@ def task_arguments(manifest: FlowManifest, step: StepSpec) -> dict[str, Any]:
     if step.foreach is not None and manifest.deployment.max_workers:
         arguments["max_active_tis_per_dagrun"] = manifest.deployment.max_workers
     return arguments
+
+
+def _trigger_rule(step: StepSpec) -> str:
+    """Where branches meet, a conditional upstream may have skipped some: the step runs on
+    those that ran. ``end`` is never skipped: if nothing it needs ran, it runs, finds no input
+    and fails (see ``compute.context.resolve_or_fail``), so a run succeeds only when Metaflow's
+    ``end`` ran (Airflow counts a run whose last tasks were skipped as a success)."""
+    if step.type == "end":
+        return "none_failed"
+    if meets_branches(step):
+        return "none_failed_min_one_success"
+    return "all_success"
 
 
 def _first_line(text: str) -> str:

@@ -169,7 +169,10 @@ class ServingPolicy:
         newest = old.activated if old else ""
         try:
             parsed = HashedManifest.accept(
-                blob, url, dag_id, signature=blobs.get(dag_id + SIGNATURE_SUFFIX),
+                blob,
+                url,
+                dag_id,
+                signature=blobs.get(dag_id + SIGNATURE_SUFFIX),
                 signatures=self.signatures,
             )
             if self.signatures is not None:

@@ -234,16 +234,8 @@ class RecursiveSwitchFlow(FlowSpec):
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # DID NOT RAISE
-    reason="issue 15 (Metaflow semantics), open: a recursive switch (a split-switch that loops "
-    "back to itself, which Metaflow 2.19 runs) is compiled without a refusal: 'again' lists "
-    "itself in next but not in parents, so Airflow would skip everything after it instead of "
-    "looping",
-)
 def test_recursive_switch_is_refused() -> None:
-    with pytest.raises(CompileError, match="step 'again'"):
+    with pytest.raises(CompileError, match="step 'again': its switch can lead back to 'again'"):
         compiled(RecursiveSwitchFlow)
 
 

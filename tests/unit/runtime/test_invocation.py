@@ -10,6 +10,7 @@ from manifests import FOREACH_STEPS, make_manifest
 from metaflow_airflow.manifest.models import ParameterSpec, StepSpec
 from metaflow_airflow.runtime.ids import metaflow_run_id, metaflow_task_id
 from metaflow_airflow.runtime.invocation import (
+    MissingInputs,
     TaskRef,
     encode_parameter,
     flatten_splits,
@@ -19,9 +20,7 @@ from metaflow_airflow.runtime.invocation import (
 RUN = "scheduled__2026-01-01T00:00:00+00:00"
 
 
-FOREACH = make_manifest(
-    FOREACH_STEPS, (ParameterSpec(name="alpha", type="float", default=0.5),)
-)
+FOREACH = make_manifest(FOREACH_STEPS, (ParameterSpec(name="alpha", type="float", default=0.5),))
 
 
 def tid(step: str, index: int) -> str:
@@ -83,13 +82,27 @@ def test_parameter_encoding(kind, value, text):
 NESTED = make_manifest(
     [
         StepSpec(name="start", type="foreach", next=("middle",)),
-        StepSpec(name="middle", type="foreach", parents=("start",), next=("leaf",), foreach="start"),
-        StepSpec(name="leaf", type="linear", parents=("middle",), next=("inner_join",),
-                 foreach="middle"),
-        StepSpec(name="inner_join", type="join", parents=("leaf",), next=("outer_join",),
-                 foreach="start", joins_foreach="middle"),
-        StepSpec(name="outer_join", type="join", parents=("inner_join",), next=("end",),
-                 joins_foreach="start"),
+        StepSpec(
+            name="middle", type="foreach", parents=("start",), next=("leaf",), foreach="start"
+        ),
+        StepSpec(
+            name="leaf", type="linear", parents=("middle",), next=("inner_join",), foreach="middle"
+        ),
+        StepSpec(
+            name="inner_join",
+            type="join",
+            parents=("leaf",),
+            next=("outer_join",),
+            foreach="start",
+            joins_foreach="middle",
+        ),
+        StepSpec(
+            name="outer_join",
+            type="join",
+            parents=("inner_join",),
+            next=("end",),
+            joins_foreach="start",
+        ),
         StepSpec(name="end", type="end", parents=("outer_join",)),
     ]
 )
@@ -127,6 +140,75 @@ def test_after_a_conditional_only_the_branch_taken_is_an_input():
     inv = resolve_invocation(manifest, manifest.steps_by_name["merge"], ref)
     assert inv.input_paths.split("/")[-2] == "b"
     assert "," not in inv.input_paths
+
+
+SWITCH_IN_BRANCH = make_manifest(
+    [
+        StepSpec(name="start", type="split", next=("a", "b")),
+        StepSpec(name="a", type="split-switch", parents=("start",), next=("c", "d")),
+        StepSpec(name="b", type="linear", parents=("start",), next=("join",)),
+        StepSpec(name="c", type="linear", parents=("a",), next=("join",)),
+        StepSpec(name="d", type="linear", parents=("a",), next=("join",)),
+        StepSpec(name="join", type="join", parents=("b", "c", "d"), next=("end",)),
+        StepSpec(name="end", type="end", parents=("join",)),
+    ]
+)
+
+
+def test_a_join_after_a_conditional_reads_the_branches_that_ran():
+    ref = TaskRef(dag_id="F", airflow_run_id=RUN, ran_parents=("b", "d"))
+    inv = resolve_invocation(SWITCH_IN_BRANCH, SWITCH_IN_BRANCH.steps_by_name["join"], ref)
+    assert [p.split("/")[-2] for p in inv.input_paths.split(":")[1].split(",")] == ["b", "d"]
+
+
+def test_a_step_none_of_whose_parents_ran_refuses_to_run():
+    ref = TaskRef(dag_id="F", airflow_run_id=RUN, ran_parents=())
+    with pytest.raises(MissingInputs, match=r"step 'join': none of its parents \(b, c, d\) ran"):
+        resolve_invocation(SWITCH_IN_BRANCH, SWITCH_IN_BRANCH.steps_by_name["join"], ref)
+
+
+SWITCH_IN_FOREACH = make_manifest(
+    [
+        StepSpec(name="start", type="foreach", next=("decide",)),
+        StepSpec(
+            name="decide",
+            type="split-switch",
+            parents=("start",),
+            next=("even", "odd"),
+            foreach="start",
+        ),
+        StepSpec(name="even", type="linear", parents=("decide",), next=("join",), foreach="start"),
+        StepSpec(name="odd", type="linear", parents=("decide",), next=("join",), foreach="start"),
+        StepSpec(
+            name="join", type="join", parents=("even", "odd"), next=("end",), joins_foreach="start"
+        ),
+        StepSpec(name="end", type="end", parents=("join",)),
+    ]
+)
+
+
+def test_a_foreach_join_reads_for_each_split_the_body_step_that_ran_for_it():
+    splits = [(-1, k) for k in range(3)]
+    ran = {"even": frozenset({tid("even", 1)}), "odd": frozenset({tid("odd", 0), tid("odd", 2)})}
+    ref = TaskRef(
+        dag_id="F", airflow_run_id=RUN, foreach_splits={"start": splits}, body_end_task_ids=ran
+    )
+    inv = resolve_invocation(SWITCH_IN_FOREACH, SWITCH_IN_FOREACH.steps_by_name["join"], ref)
+    run = metaflow_run_id(RUN, "F")
+    expected = ",".join([f"odd/{tid('odd', 0)}", f"even/{tid('even', 1)}", f"odd/{tid('odd', 2)}"])
+    assert inv.input_paths == f"{run}/:{expected}"
+
+
+def test_a_foreach_join_refuses_a_split_no_body_step_ran_for():
+    ran = {"even": frozenset({tid("even", 0)}), "odd": frozenset()}
+    ref = TaskRef(
+        dag_id="F",
+        airflow_run_id=RUN,
+        foreach_splits={"start": [(-1, 0), (-1, 1)]},
+        body_end_task_ids=ran,
+    )
+    with pytest.raises(MissingInputs, match=r"\(even, odd\) ran for split 1"):
+        resolve_invocation(SWITCH_IN_FOREACH, SWITCH_IN_FOREACH.steps_by_name["join"], ref)
 
 
 def test_flatten_splits_keeps_map_index_order():

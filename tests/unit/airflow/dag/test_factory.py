@@ -10,6 +10,7 @@ from manifests import ALL_PARAMETER_TYPES, FOREACH, FOREACH_STEPS, make_manifest
 
 from metaflow_airflow.airflow.compat import MappedTaskGroup
 from metaflow_airflow.airflow.dag.factory import build_dag
+from metaflow_airflow.manifest.models import StepSpec
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -59,3 +60,32 @@ def test_dag_carries_the_flow_description():
     assert dag.description == "A test flow."
     assert "longer description" in dag.doc_md
     assert "metaflow" in dag.tags
+
+
+def test_trigger_rules_never_let_a_run_succeed_without_end():
+    """Where branches meet, a conditional may have skipped some parents: the step runs on those
+    that ran. ``end`` is never skipped: with nothing to read it runs and fails."""
+    manifest = make_manifest(
+        [
+            StepSpec(name="start", type="split", next=("a", "b")),
+            StepSpec(name="a", type="split-switch", parents=("start",), next=("c", "d")),
+            StepSpec(name="b", type="linear", parents=("start",), next=("join",)),
+            StepSpec(name="c", type="linear", parents=("a",), next=("join",)),
+            StepSpec(name="d", type="linear", parents=("a",), next=("join",)),
+            StepSpec(name="join", type="join", parents=("b", "c", "d"), next=("end",)),
+            StepSpec(name="end", type="end", parents=("join",)),
+        ]
+    )
+    rules = {
+        t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule)
+        for t in build_dag(manifest).tasks
+    }
+    assert rules == {
+        "start": "all_success",
+        "a": "all_success",
+        "b": "all_success",
+        "c": "all_success",
+        "d": "all_success",
+        "join": "none_failed_min_one_success",
+        "end": "none_failed",
+    }
