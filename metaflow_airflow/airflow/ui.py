@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -91,7 +92,9 @@ def dag_doc_md(manifest: FlowManifest, manifest_url: str | None = None) -> str:
         rows.append(("Triggered by", triggers_summary(manifest)))
     lines = [f"## {manifest.flow_name}", ""]
     if manifest.description:
-        lines += [manifest.description.strip(), ""]
+        # Dedented: a docstring's later lines keep their indentation (in manifests published
+        # before the publisher dedented them), which Markdown renders as a code block.
+        lines += [inspect.cleandoc(manifest.description), ""]
     lines += ["| | |", "|---|---|"]
     lines += [f"| {name} | {_cell(value)} |" for name, value in rows]
     lines += ["", "### Steps", ""]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
+import traceback
 from importlib import import_module
 
 import click
@@ -26,6 +28,11 @@ SUBCOMMANDS = {
 }
 
 
+# Set by ``--verbose`` (or $METAFLOW_AIRFLOW_VERBOSE): an error also prints its traceback.
+VERBOSE_ENV = "METAFLOW_AIRFLOW_VERBOSE"
+_verbose = False
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported when they are looked up."""
 
@@ -42,7 +49,14 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="metaflow-airflow")
-def cli() -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    envvar=VERBOSE_ENV,
+    help=f"On an error, print its traceback too, and the store clients' log messages "
+    f"(also ${VERBOSE_ENV}=1).",
+)
+def cli(verbose: bool) -> None:
     """Publish Metaflow flows to a manifest store that Airflow loads as DAGs.
 
     \b
@@ -53,6 +67,23 @@ def cli() -> None:
       metaflow-airflow render MyFlow        # the DAG as Airflow's loader builds it
       metaflow-airflow mwaa-bundle build/mwaa --airflow-version 2.11.2
     """
+    global _verbose
+    _verbose = verbose
+    _quiet_store_clients(verbose)
+
+
+def _quiet_store_clients(verbose: bool) -> None:
+    """A store client that logs a failure with its traceback (gcsfs) would print it before the
+    command's one-line error: its loggers speak only under ``--verbose``."""
+    from metaflow_airflow.store.clouds.registry import CLOUDS
+
+    for name in (name for cloud in CLOUDS for name in cloud.noisy_loggers):
+        logger = logging.getLogger(name)
+        if verbose:
+            logger.propagate = True
+        else:
+            logger.addHandler(logging.NullHandler())
+            logger.propagate = False
 
 
 def main() -> None:
@@ -74,6 +105,7 @@ def _run() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except MetaflowAirflowError as exc:
+        _show_traceback(exc)
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except Exception as exc:
@@ -81,6 +113,13 @@ def _run() -> None:
 
         if not isinstance(exc, ValidationError):
             raise
+        _show_traceback(exc)
         first = exc.errors()[0]
         click.echo(f"error: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
         sys.exit(1)
+
+
+def _show_traceback(exc: BaseException) -> None:
+    """Under ``--verbose``, the traceback behind an error line (its causes included)."""
+    if _verbose:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)

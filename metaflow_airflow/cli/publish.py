@@ -6,6 +6,7 @@ import click
 
 from metaflow_airflow.cli.options import storage_options_option, store_option
 from metaflow_airflow.publish.publisher import PublishRequest, publish_flow
+from metaflow_airflow.publish.support import refuse_unsupported_with
 
 
 @click.command(name="publish")
@@ -52,6 +53,12 @@ from metaflow_airflow.publish.publisher import PublishRequest, publish_flow
     "--generate-new-token", is_flag=True, help="Start a new production namespace for this DAG."
 )
 @click.option(
+    "--replace",
+    is_flag=True,
+    help="Publish even if the DAG id belongs to another flow (another flow class or file "
+    "name), replacing it.",
+)
+@click.option(
     "--allow-plaintext-env",
     is_flag=True,
     help="Publish even if @environment sets variables that look like credentials "
@@ -86,6 +93,7 @@ def publish_command(
       metaflow-airflow publish flow.py --store file:///srv/flows --compute local --name nightly
       metaflow-airflow publish flow.py --with retry --tag team:ml --max-workers 8
     """
+    refuse_unsupported_with(with_decorators)
     metaflow_options = [f"--with={deco}" for deco in with_decorators]
     metaflow_options += [
         f"--{name}={value}"
@@ -109,5 +117,7 @@ def publish_command(
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"dag_id: {result.dag_id}")
     click.echo(f"manifest: {result.manifest_url}")
+    if result.unchanged_version:
+        click.echo(f"unchanged (version {result.unchanged_version})")
     if result.signature_url:
         click.echo(f"signature: {result.signature_url}")

@@ -7,7 +7,7 @@ import json
 import click
 
 from metaflow_airflow.cli.options import storage_options_option, store_option
-from metaflow_airflow.manifest.models import FlowManifest, triggers_summary
+from metaflow_airflow.manifest.models import FlowManifest, StepSpec, triggers_summary
 from metaflow_airflow.store.manifest_store import ManifestStore
 
 
@@ -71,4 +71,22 @@ def summary(manifest: FlowManifest, url: str) -> list[str]:
         where = f"  in foreach {step.foreach}" if step.foreach else ""
         after = f"  after {', '.join(step.parents)}" if step.parents else ""
         lines.append(f"  {step.name:<{width}}  {step.type}{after}{where}")
+        lines.append(f"  {'':<{width}}    {step_details(manifest, step)}")
     return lines
+
+
+def step_details(manifest: FlowManifest, step: StepSpec) -> str:
+    """How one step runs: retries, timeout, resources and compute, in one line."""
+    retries = f"retries {step.retries}"
+    if step.retries and step.retry_delay_seconds is not None:
+        retries += f" ({step.retry_delay_seconds} s apart)"
+    timeout = f"timeout {step.timeout_seconds} s" if step.timeout_seconds else "no timeout"
+    r = step.resources
+    resources = f"cpu {r.cpu:g}, memory {r.memory_mb} MB, disk {r.disk_mb} MB"
+    if r.gpu:
+        resources += f", gpu {r.gpu} ({step.pod.gpu_vendor})"
+    if manifest.compute.kind == "kubernetes":
+        compute = f"kubernetes pod {step.pod.image or '(default image)'} in {step.pod.namespace}"
+    else:
+        compute = "local process on the worker"
+    return f"{retries}; {timeout}; {resources}; {compute}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import importlib.abc
 import importlib.util
+import inspect
 import json
 import os
 import re
@@ -32,7 +33,7 @@ from metaflow.plugins.airflow.airflow_cli import resolve_dag_name, resolve_token
 from metaflow.plugins.aws.step_functions.production_token import _path as production_token_path
 from metaflow.util import dict_to_cli_options, get_username
 
-from metaflow_airflow.errors import CompileError, MetaflowAirflowError
+from metaflow_airflow.errors import CompileError, MetaflowAirflowError, PublishError
 from metaflow_airflow.manifest.base import DAG_ID_PATTERN
 from metaflow_airflow.manifest.models import (
     CodePackage,
@@ -53,7 +54,13 @@ from metaflow_airflow.publish.flow_decorators import (
     refuse_unsupported_flow_decorators,
 )
 from metaflow_airflow.publish.parameters import compile_parameters
-from metaflow_airflow.publish.publisher import PROGRESS_MARK, PUBLISH_COMMAND, CompileRequest
+from metaflow_airflow.publish.publisher import (
+    COMPILED_MARK,
+    GO_AHEAD,
+    PROGRESS_MARK,
+    PUBLISH_COMMAND,
+    CompileRequest,
+)
 from metaflow_airflow.publish.secrets_check import refuse_plaintext_secrets
 from metaflow_airflow.publish.steps import compile_steps
 from metaflow_airflow.store.clouds.registry import cloud_for_datastore
@@ -92,6 +99,7 @@ def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
     refuse_unsupported_flow_decorators(flow)
     triggers = compile_triggers(flow, parameters)
     finish_asset = compile_finish_asset(flow)
+    _wait_for_go_ahead(dag_id, flow.name)
 
     # Metaflow rewrites its token file in place: concurrent first publishes of one flow would
     # read it half-written, so they take turns.
@@ -110,7 +118,7 @@ def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
     manifest = FlowManifest(
         dag_id=dag_id,
         flow_name=flow.name,
-        description=(flow.__doc__ or "").strip(),
+        description=inspect.cleandoc(flow.__doc__ or ""),  # its later lines are indented
         published_at=datetime.now(timezone.utc).replace(microsecond=0),
         published_by=get_username() or "unknown",
         source_file=os.path.abspath(sys.argv[0]),
@@ -132,6 +140,19 @@ def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
         asset_uri=finish_asset,
     )
     return CompileOutcome(manifest=manifest, warnings=_warnings(compute, obj.metadata.TYPE))
+
+
+def _wait_for_go_ahead(dag_id: str, flow_name: str) -> None:
+    """Say what was compiled and wait until the publisher agrees (the store can be written, and
+    the DAG id is this flow's): a publish that stops here has uploaded nothing."""
+    compiled = {
+        "dag_id": dag_id,
+        "flow_name": flow_name,
+        "flow_file": os.path.basename(sys.argv[0]),
+    }
+    print(COMPILED_MARK + json.dumps(compiled), file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip() != GO_AHEAD:
+        raise PublishError("the publisher stopped before the code package was uploaded")
 
 
 def _progress(message: str) -> None:
@@ -315,11 +336,35 @@ def main(argv: list[str]) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(flow_file)))
     sys.meta_path.insert(0, _RegisterPublishCommand())
     try:
-        runpy.run_path(flow_file, run_name="__main__")
+        module = runpy.run_path(flow_file, run_name="__main__")
+        # Metaflow's CLI exits when the flow runs: still here, the file ran no flow.
+        print(_no_flow_ran(module), file=sys.stderr)
+        sys.exit(1)
     finally:
         # The collector's pass at exit would scan all of Metaflow's and boto3's objects only to
         # free memory that exiting frees anyway, while the publisher waits (docs/performance.md).
         gc.freeze()
+
+
+def _no_flow_ran(module: dict[str, Any]) -> str:
+    """Why running the flow file started no flow: it defines no ``FlowSpec`` subclass, or
+    never calls one."""
+    from metaflow import FlowSpec
+
+    flows = sorted(
+        name
+        for name, value in module.items()
+        if isinstance(value, type) and issubclass(value, FlowSpec) and value is not FlowSpec
+    )
+    if not flows:
+        return (
+            "no FlowSpec subclass found: a flow file defines a class that extends "
+            "metaflow.FlowSpec and runs it"
+        )
+    return (
+        f"{', '.join(flows)} is defined but never run: end the file with "
+        f'`if __name__ == "__main__": {flows[0]}()`'
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from metaflow._vendor import click
-from metaflow.parameters import JSONTypeClass, deploy_time_eval
+from metaflow.parameters import JSONTypeClass, Parameter, deploy_time_eval
 
 from metaflow_airflow.errors import CompileError
 from metaflow_airflow.manifest.models import ParameterSpec
@@ -18,6 +18,7 @@ _CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "bool": click.BOOL}
 
 def compile_parameters(flow: Any) -> tuple[ParameterSpec, ...]:
     """Metaflow Parameters → typed specs; deploy-time defaults are evaluated once, here."""
+    _refuse_reserved_attributes(flow)
     specs = []
     for _, param in flow._get_parameters():
         kwargs = param.kwargs
@@ -41,7 +42,35 @@ def compile_parameters(flow: Any) -> tuple[ParameterSpec, ...]:
                 help=kwargs.get("help") or "",
             )
         )
-    return tuple(sorted(specs, key=lambda p: p.name))
+    order = _declaration_order(flow)
+    return tuple(sorted(specs, key=lambda p: (order.get(p.name, len(order)), p.name)))
+
+
+def _declaration_order(flow: Any) -> dict[str, int]:
+    """Parameter name → its place in the flow's source (base classes first): the order the
+    Params form shows them in. Metaflow itself lists them alphabetically."""
+    order: dict[str, int] = {}
+    for klass in reversed(type(flow).__mro__):
+        for value in vars(klass).values():
+            if isinstance(value, Parameter) and value.name not in order:
+                order[value.name] = len(order)
+    return order
+
+
+def _refuse_reserved_attributes(flow: Any) -> None:
+    """Metaflow skips a Parameter held by one of FlowSpec's own attribute names (``name``,
+    ``input``, ``index``...) — under ``run`` too — so it would vanish from the manifest and the
+    Params form without a word."""
+    for attribute in sorted(type(flow)._NON_PARAMETERS):
+        value = getattr(type(flow), attribute, None)
+        if isinstance(value, Parameter):
+            raise CompileError(
+                f"the attribute {attribute!r} holds Parameter {value.name!r}, but Metaflow "
+                f"ignores Parameters on FlowSpec's own attribute names "
+                f"({', '.join(sorted(type(flow)._NON_PARAMETERS))}); rename the attribute, "
+                f"e.g. `{attribute}_ = Parameter({value.name!r}, ...)` (the Parameter's name "
+                "can stay)"
+            )
 
 
 def _parameter_type(name: str, declared: Any, default: Any) -> str:

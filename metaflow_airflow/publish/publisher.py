@@ -3,12 +3,16 @@
 :func:`publish_flow` runs the flow file in a child process under Metaflow's own CLI (see
 ``flow_process``), exactly as ``python flow.py ...`` would: that resolves decorators, configs
 and the datastore the Metaflow way, and keeps the user's module out of the caller's process.
-The child compiles and uploads; this process writes the manifest, having opened the store
-while the child started (the store client's import and first request overlap Metaflow's).
+The child compiles and uploads; this process writes the manifest, having checked that the
+store can be written while the child started (the store client's import and first request
+overlap Metaflow's). Between compiling and uploading, the child waits for this process to
+agree: nothing is uploaded for a store that cannot be written or a DAG id that another flow
+owns.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -30,6 +34,10 @@ if TYPE_CHECKING:
 PUBLISH_COMMAND = "metaflow-airflow-publish"
 # The flow process reports what it is doing on stderr lines that start with this.
 PROGRESS_MARK = "::metaflow-airflow-progress:: "
+# ... and, once compiled, what it is about to publish (JSON: dag_id, flow_name, flow_file),
+# then waits for GO_AHEAD on its stdin before it uploads anything.
+COMPILED_MARK = "::metaflow-airflow-compiled:: "
+GO_AHEAD = "upload"
 
 
 class CompileRequest(BaseModel):
@@ -54,10 +62,11 @@ class PublishRequest(CompileRequest):
 
     store: str
     storage_options: dict[str, Any] = {}
+    replace: bool = False  # publish even if the DAG id belongs to another flow
 
     def compile_request(self) -> CompileRequest:
         """All but the store: its options may hold credentials, which stay in this process."""
-        return CompileRequest(**self.model_dump(exclude={"store", "storage_options"}))
+        return CompileRequest(**self.model_dump(exclude={"store", "storage_options", "replace"}))
 
 
 class PublishResult(BaseModel):
@@ -71,6 +80,7 @@ class PublishResult(BaseModel):
     flow_name: str
     code_package_url: str
     warnings: tuple[str, ...] = ()
+    unchanged_version: str | None = None  # set when the store had this content already
 
 
 def publish_flow(
@@ -111,7 +121,8 @@ def publish_flow(
         ]
         with _flow_process(argv, flow_path.parent, env) as process:
             store = _open_store(request, process)
-            returncode, stderr = _follow(process, progress)
+            approve = functools.partial(_check_owner, store, request.replace)
+            returncode, stderr = _follow(process, progress, approve)
         outcome = json.loads(result_file.read_text()) if result_file.exists() else None
     if outcome and "error" in outcome:
         error_class = CompileError if outcome.get("kind") == "compile" else PublishError
@@ -124,15 +135,19 @@ def publish_flow(
 
     compiled = CompileOutcome.model_validate(outcome)
     manifest = compiled.manifest
-    if progress is not None:
-        progress(f"writing manifest {store.manifest_url(manifest.dag_id)}...")
     try:
-        url = store.write(manifest, signing_key)  # signed before that version is current
+        unchanged = store.unchanged_version(manifest, signed=signing_key is not None)
+        if unchanged is None:
+            if progress is not None:
+                progress(f"writing manifest {store.manifest_url(manifest.dag_id)}...")
+            store.write(manifest, signing_key)  # signed before that version is current
     except StoreError as exc:
         raise PublishError(str(exc)) from exc
+    url = store.manifest_url(manifest.dag_id)
     return PublishResult(
         dag_id=manifest.dag_id,
         manifest_url=url,
+        unchanged_version=unchanged,
         signature_url=signature_path(url) if signing_key else None,
         flow_name=manifest.flow_name,
         code_package_url=manifest.code_package.url,
@@ -147,6 +162,7 @@ def _flow_process(
         list(argv),
         cwd=cwd,
         env=None if env is None else dict(env),
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,22 +177,51 @@ def _open_store(request: PublishRequest, process: subprocess.Popen[str]) -> Mani
 
     try:
         store = ManifestStore(request.store, request.storage_options)
-        store.connect()
+        store.check_writable()
     except StoreError as exc:
         process.kill()
         raise PublishError(str(exc)) from exc
     return store
 
 
+def _check_owner(store: ManifestStore, replace: bool, compiled: Mapping[str, str]) -> None:
+    """Refuse to publish over a DAG id whose current manifest is another flow's (another flow
+    class, or a flow file of another name), unless asked to ``replace`` it."""
+    dag_id = compiled["dag_id"]
+    owner = store.current(dag_id)
+    if replace or owner is None:
+        return
+    owner_file = str(owner.get("metaflow", {}).get("flow_file", ""))
+    if (owner.get("flow_name"), owner_file) == (compiled["flow_name"], compiled["flow_file"]):
+        return
+    raise CompileError(
+        f"DAG id {dag_id} belongs to flow {owner.get('flow_name')} ({owner_file}), published "
+        f"by {owner.get('published_by')} at {owner.get('published_at')}; publishing "
+        f"{compiled['flow_name']} ({compiled['flow_file']}) would replace it: choose another "
+        "--name, or pass --replace"
+    )
+
+
 def _follow(
-    process: subprocess.Popen[str], progress: Callable[[str], None] | None
+    process: subprocess.Popen[str],
+    progress: Callable[[str], None] | None,
+    approve: Callable[[Mapping[str, str]], None],
 ) -> tuple[int, str]:
     """Hand the flow process' progress lines on as they come (packaging and uploading can take
-    a while); returns its exit code and the rest of its stderr."""
-    assert process.stderr is not None
+    a while), and let it upload once ``approve`` accepts what it compiled (else it is stopped
+    and ``approve``'s error raised); returns its exit code and the rest of its stderr."""
+    assert process.stderr is not None and process.stdin is not None
     kept = []
     for line in process.stderr:
-        if not line.startswith(PROGRESS_MARK):
+        if line.startswith(COMPILED_MARK):
+            try:
+                approve(json.loads(line[len(COMPILED_MARK) :]))
+            except Exception:
+                process.kill()
+                raise
+            process.stdin.write(GO_AHEAD + "\n")
+            process.stdin.flush()
+        elif not line.startswith(PROGRESS_MARK):
             kept.append(line)
         elif progress is not None:
             progress(line[len(PROGRESS_MARK) :].rstrip("\n"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from metaflow_airflow.errors import CompileError
@@ -61,6 +62,18 @@ def refuse_unsupported_decorators(flow_file: Path) -> None:
                     f"step {node.name!r} (line {node.lineno}): @{name} is not supported on "
                     f"Airflow: {UNSUPPORTED_DECORATORS[name]}"
                 )
+
+
+def refuse_unsupported_with(with_decorators: Sequence[str]) -> None:
+    """The same refusal for a decorator added to every step with ``--with`` (``batch`` or
+    ``batch:cpu=2``) as for one in the source: Metaflow's own check would come first and
+    steer the user to a datastore option instead."""
+    for spec in with_decorators:
+        name = spec.split(":", 1)[0].strip()
+        if name in UNSUPPORTED_DECORATORS:
+            raise CompileError(
+                f"--with {spec}: @{name} is not supported on Airflow: {UNSUPPORTED_DECORATORS[name]}"
+            )
 
 
 def _decorator_name(decorator: ast.expr) -> str:

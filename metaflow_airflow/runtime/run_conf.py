@@ -34,7 +34,7 @@ def run_conf_problems(
     ]
     refused = []
     for name, spec in sorted(known.items()):
-        if name in conf:
+        if name in conf and not (conf[name] is None and not spec.required):  # None: default
             problem = _value_problem(spec, conf[name])
             if problem:
                 refused.append(f"parameter {name!r}: {problem}")

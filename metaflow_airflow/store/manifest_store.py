@@ -19,11 +19,13 @@ copies it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import json
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
-from metaflow_airflow.errors import ManifestError, StoreError
+from metaflow_airflow.errors import ManifestError, MetaflowAirflowError, StoreError
 from metaflow_airflow.manifest.accept import accept_manifest
 from metaflow_airflow.manifest.models import FlowManifest
 from metaflow_airflow.manifest.signing import (
@@ -48,6 +50,32 @@ from metaflow_airflow.store.versions import (
 
 __all__ = ["ManifestStore", "Version", "manifest_url"]
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+# The object a write check creates and removes again, at the top of the store's folder
+# (beside, not in, the folders the loaders list).
+WRITE_CHECK = ".metaflow-airflow-write-check"
+
+
+def _store_operation(action: str) -> Callable[[Method], Method]:
+    """Any failure of the store's client in ``method`` (botocore's missing credentials, a
+    refused connection...) becomes one :class:`StoreError` naming the store, the cause in plain
+    words and the fix (the clouds' ``explain``), raised from the client's error."""
+
+    def wrap(method: Method) -> Method:
+        @functools.wraps(method)
+        def run(self: ManifestStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except MetaflowAirflowError:
+                raise
+            except Exception as exc:
+                explained = self._objects.cloud.explain(exc)
+                raise StoreError(f"cannot {action} manifest store {self.url}: {explained}") from exc
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
 
 class ManifestStore:
     """Publishes, lists and reads flow manifests under one URL."""
@@ -56,13 +84,19 @@ class ManifestStore:
         self._objects = StoreObjects(url, storage_options)
         self.url, self.fs, self.root = self._objects.url, self._objects.fs, self._objects.root
 
-    def connect(self) -> None:
-        """Make a first request now: it sets up the store's client (for S3 as slow as importing
-        it), which a publish overlaps with the start of its flow process."""
+    @_store_operation("write to")
+    def check_writable(self) -> None:
+        """Create and remove a small object beside the store's folders: a store that cannot be
+        written fails a publish before its flow uploads a code package. Its first request
+        also sets up the store's client (for S3 as slow as importing it), which a publish
+        overlaps with the start of its flow process."""
+        path = f"{self.root}/{WRITE_CHECK}"
         try:
-            self.fs.exists(self.root)
-        except OSError as exc:
-            raise StoreError(f"cannot reach manifest store {self.url}: {exc}") from exc
+            self._objects.create(path, b"")
+        except FileNotFoundError:
+            self._objects.require_bucket("write to")
+            raise
+        self._objects.remove_optional(path)
 
     # --- names -------------------------------------------------------------------------------
 
@@ -76,6 +110,7 @@ class ManifestStore:
 
     # --- publish, roll back, delete ----------------------------------------------------------
 
+    @_store_operation("write to")
     def write(self, manifest: FlowManifest, signing_key: bytes | None = None) -> str:
         """Publish ``manifest``: store it as a new version, then make that version current
         (unless a newer one already is). Returns the current manifest's URL."""
@@ -99,9 +134,12 @@ class ManifestStore:
             else:  # signed: the newest activation is current (see swap_pointer)
                 self._objects.swap_pointer(dag_id, data, lambda current: True, key=signing_key)
         except OSError as exc:
-            raise StoreError(f"cannot write {self.manifest_url(dag_id)}: {exc}") from exc
+            raise StoreError(
+                f"cannot write {self.manifest_url(dag_id)}: {self._objects.cloud.explain(exc)}"
+            ) from exc
         return self.manifest_url(dag_id)
 
+    @_store_operation("write to")
     def rollback(
         self, dag_id: str, to: str | None = None, signing_key: bytes | None = None
     ) -> Version:
@@ -116,7 +154,9 @@ class ManifestStore:
             data = self.fs.cat_file(path)
             kept = self._objects.read_optional(path + SIGNATURE_SUFFIX)
         except OSError as exc:
-            raise StoreError(f"cannot read {self.version_url(dag_id, target.name)}: {exc}") from exc
+            raise StoreError(
+                f"cannot read {self.version_url(dag_id, target.name)}: {self._objects.cloud.explain(exc)}"
+            ) from exc
         accept_manifest(data, self.version_url(dag_id, target.name), dag_id)
         kept_signature = kept.decode("utf-8", errors="replace").strip() if kept else None
         try:
@@ -128,13 +168,16 @@ class ManifestStore:
                 kept_signature=None if signing_key else kept_signature,
             )
         except OSError as exc:
-            raise StoreError(f"cannot write {self.manifest_url(dag_id)}: {exc}") from exc
+            raise StoreError(
+                f"cannot write {self.manifest_url(dag_id)}: {self._objects.cloud.explain(exc)}"
+            ) from exc
         if not moved:
             raise StoreError(
                 f"{self.manifest_url(dag_id)} changed during the rollback; run it again"
             )
         return Version(target.name, target.created_at, target.content_hash, current=True)
 
+    @_store_operation("write to")
     def delete(self, dag_id: str) -> None:
         """Remove the current manifest: loaders drop the DAG; its history stays for rollback.
         Its signature sidecar stays too: a publish racing this delete adds its line there
@@ -150,11 +193,52 @@ class ManifestStore:
             except FileNotFoundError as exc:  # another delete got there first
                 raise StoreError(f"no manifest {self.manifest_url(dag_id)}") from exc
             except OSError as exc:
-                raise StoreError(f"cannot delete {self.manifest_url(dag_id)}: {exc}") from exc
+                raise StoreError(
+                    f"cannot delete {self.manifest_url(dag_id)}: {self._objects.cloud.explain(exc)}"
+                ) from exc
         self._objects.forget(path)
+
+    @_store_operation("read")
+    def current(self, dag_id: str) -> dict[str, Any] | None:
+        """The current manifest of ``dag_id`` as plain JSON data, without validation (who
+        owns a DAG id, even if its manifest is of an older schema); ``None`` if there is none
+        or it is not a JSON object."""
+        data = self._objects.read_optional(self._objects.manifest_path(dag_id))
+        try:
+            document = json.loads(data) if data is not None else None
+        except ValueError:
+            return None
+        return document if isinstance(document, dict) else None
+
+    @_store_operation("read")
+    def unchanged_version(self, manifest: FlowManifest, signed: bool = False) -> str | None:
+        """The current version of ``manifest.dag_id`` if it has the same content as
+        ``manifest`` but for when and by whom it was published (a new publish of an unchanged
+        flow writes nothing); with ``signed``, only if the current one is signed."""
+        dag_id = manifest.dag_id
+        path = self._objects.manifest_path(dag_id)
+        current = self._objects.read_optional(path)
+        if current is None or (
+            signed and self._objects.read_optional(path + SIGNATURE_SUFFIX) is None
+        ):
+            return None
+        try:
+            stored = json.loads(current)
+        except ValueError:
+            return None
+        ignored = {"published_at", "published_by"}
+        fresh = json.loads(manifest.to_json())
+        if (
+            not isinstance(stored, dict)
+            or any(stored.get(key) != value for key, value in fresh.items() if key not in ignored)
+            or set(stored) - set(fresh)
+        ):
+            return None
+        return version_with_hash(self._objects.version_names(dag_id), current)
 
     # --- read --------------------------------------------------------------------------------
 
+    @_store_operation("read")
     def history(self, dag_id: str) -> list[Version]:
         """Every stored version of ``dag_id``, oldest first; ``current`` marks the one the
         current manifest is a copy of."""
@@ -166,11 +250,15 @@ class ManifestStore:
         try:
             current = self._objects.read_optional(self._objects.manifest_path(dag_id))
         except OSError as exc:
-            raise StoreError(f"cannot read {self.manifest_url(dag_id)}: {exc}") from exc
+            raise StoreError(
+                f"cannot read {self.manifest_url(dag_id)}: {self._objects.cloud.explain(exc)}"
+            ) from exc
         if not names and current is None:
+            self._objects.require_bucket("read")
             raise StoreError(f"no manifest and no history for {dag_id} in {self.url}")
         return versions(names, current), current
 
+    @_store_operation("read")
     def read_version(self, dag_id: str, version: str) -> FlowManifest:
         """One stored version, validated."""
         url = self.version_url(dag_id, version)
@@ -179,9 +267,10 @@ class ManifestStore:
         except FileNotFoundError as exc:
             raise StoreError(f"no version {url}") from exc
         except OSError as exc:
-            raise StoreError(f"cannot read {url}: {exc}") from exc
+            raise StoreError(f"cannot read {url}: {self._objects.cloud.explain(exc)}") from exc
         return accept_manifest(data, url, dag_id)
 
+    @_store_operation("list")
     def listing(self) -> dict[str, str]:
         """One listing of the current manifests: dag_id → a marker that changes whenever the
         manifest (or its signature) is replaced (see the clouds' ``marker``)."""
@@ -190,9 +279,12 @@ class ManifestStore:
         try:
             entries = self.fs.ls(folder, detail=True)
         except FileNotFoundError:
+            self._objects.require_bucket("list")
             return {}
         except OSError as exc:
-            raise StoreError(f"cannot list {self.url}: {exc}") from exc
+            raise StoreError(
+                f"cannot list manifest store {self.url}: {self._objects.cloud.explain(exc)}"
+            ) from exc
         manifests: dict[str, str] = {}
         signatures: dict[str, str] = {}
         for info in entries:
@@ -211,13 +303,16 @@ class ManifestStore:
         """The DAG ids that have a current manifest, sorted."""
         return list(self.listing())
 
+    @_store_operation("read")
     def read(self, dag_id: str) -> FlowManifest:
         """One manifest, validated; :class:`ManifestError` names the URL and the field."""
         data = self.read_raw_many([dag_id])[dag_id]
         if isinstance(data, FileNotFoundError):
+            self._objects.require_bucket("read")
             raise StoreError(f"no manifest {self.manifest_url(dag_id)}") from data
         return accept_manifest(data, self.manifest_url(dag_id), dag_id)
 
+    @_store_operation("read")
     def read_raw_many(
         self, dag_ids: list[str], *, signatures: bool = False
     ) -> dict[str, bytes | OSError]:

@@ -56,7 +56,9 @@ class StoreObjects:
         try:
             self.cloud.prepare(self.fs)
         except Exception as exc:  # botocore's errors (a missing profile...) are no OSError
-            raise StoreError(f"cannot open manifest store {self.url}: {exc}") from exc
+            raise StoreError(
+                f"cannot open manifest store {self.url}: {self.cloud.explain(exc)}"
+            ) from exc
         self.read_options = self.cloud.read_options(self.fs)
 
     def manifest_path(self, dag_id: str) -> str:
@@ -67,6 +69,20 @@ class StoreObjects:
 
     def version_path(self, dag_id: str, version: str) -> str:
         return f"{self.version_dir(dag_id)}/{version}{SUFFIX}"
+
+    def require_bucket(self, action: str) -> None:
+        """Raise :class:`StoreError` if the store's bucket (container) does not exist: a
+        listing under it is only empty, and the user's fix is to create it or to correct the
+        URL."""
+        if not self.cloud.has_buckets:
+            return
+        bucket = self.root.split("/", 1)[0]
+        self.fs.invalidate_cache(bucket)
+        if not self.fs.exists(bucket):
+            raise StoreError(
+                f"cannot {action} manifest store {self.url}: the {self.cloud.bucket_word} "
+                f"{bucket!r} does not exist; create it, or correct the store URL"
+            )
 
     def forget(self, path: str) -> None:
         """Drop what this process's file system object has cached about ``path``: another
@@ -95,7 +111,9 @@ class StoreObjects:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise StoreError(f"cannot list {self.url}/{VERSIONS_DIR}/{dag_id}: {exc}") from exc
+            raise StoreError(
+                f"cannot list {self.url}/{VERSIONS_DIR}/{dag_id}: {self.cloud.explain(exc)}"
+            ) from exc
         names = (str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
         stems = (n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX))
         return sorted(s for s in stems if is_version_name(s))
@@ -108,10 +126,14 @@ class StoreObjects:
         try:
             blobs = self.cloud.read_many(self.fs, list(paths), self.read_options)
         except OSError as exc:
-            raise StoreError(f"cannot read manifests from {self.url}: {exc}") from exc
+            raise StoreError(
+                f"cannot read manifest store {self.url}: {self.cloud.explain(exc)}"
+            ) from exc
         for blob in blobs.values():
             if isinstance(blob, Exception) and not isinstance(blob, self.cloud.object_errors):
-                raise StoreError(f"cannot read manifests from {self.url}: {blob}") from blob
+                raise StoreError(
+                    f"cannot read manifest store {self.url}: {self.cloud.explain(blob)}"
+                ) from blob
         strip = self.fs._strip_protocol
         return {paths[strip(path).rstrip("/")]: blob for path, blob in blobs.items()}
 

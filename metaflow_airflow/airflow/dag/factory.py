@@ -129,12 +129,16 @@ def _foreach_body(
 
 
 def airflow_param(spec: ParameterSpec) -> Param:
-    """A typed Airflow Param; a required Metaflow Parameter has no default."""
+    """A typed Airflow Param; a required Metaflow Parameter has no default. One with a default
+    also takes ``null`` (an emptied form field: the step gets the default), so the trigger
+    form does not mark it as required."""
     kwargs: dict[str, Any] = {"description": spec.help or None}
-    if spec.type in _JSON_SCHEMA_TYPES:
-        kwargs["type"] = _JSON_SCHEMA_TYPES[spec.type]
     if spec.required:
+        if spec.type in _JSON_SCHEMA_TYPES:
+            kwargs["type"] = _JSON_SCHEMA_TYPES[spec.type]
         return Param(**kwargs)
+    if spec.type in _JSON_SCHEMA_TYPES:
+        kwargs["type"] = [_JSON_SCHEMA_TYPES[spec.type], "null"]
     return Param(spec.default, **kwargs)
 
 

@@ -7,7 +7,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from metaflow_airflow.store.clouds.base import Cloud, WriteConflict
+from metaflow_airflow.store.clouds.base import Cloud, WriteConflict, causes, named, one_line
 
 ENDPOINT = "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT"
 
@@ -24,6 +24,26 @@ class AzureCloud(Cloud):
         ENDPOINT: "AZURE_STORAGE_BLOB_SERVICE_ENDPOINT",
         "METAFLOW_DEFAULT_AZURE_CLIENT_PROVIDER": "DEFAULT_AZURE_CLIENT_PROVIDER",
     }
+
+    has_buckets: ClassVar[bool] = True
+    bucket_word: ClassVar[str] = "container"
+
+    def explain(self, error: BaseException) -> str:
+        for cause in causes(error):
+            if named(cause, "ClientAuthenticationError", "CredentialUnavailableError"):
+                return (
+                    "Azure refused the credentials or found none; give account_name with "
+                    "account_key, sas_token or connection_string in --storage-options, or "
+                    "sign in with `az login`"
+                )
+            if named(cause, "ServiceRequestError"):
+                return (
+                    f"cannot connect to the storage account ({one_line(cause)}); check account_name or "
+                    "account_host in --storage-options, and the network"
+                )
+            if getattr(cause, "error_code", None) == "ContainerNotFound":
+                return "the container does not exist; create it, or correct the store URL"
+        return super().explain(error)
 
     def replace_if_unchanged(self, fs: Any, path: str, data: bytes, tag: str) -> None:
         from azure.core import MatchConditions

@@ -10,7 +10,7 @@ module with a :class:`Cloud` and a line in :mod:`.registry`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
@@ -18,6 +18,27 @@ from typing import Any, ClassVar
 # file system that no cloud module describes.
 GENERIC_MARKER_KEYS = ("ETag", "etag", "generation", "md5Hash")
 GENERIC_FALLBACK_KEYS = ("mtime", "ino", "LastModified", "last_modified", "created")
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and what it was raised from or during, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def named(error: BaseException, *names: str) -> bool:
+    """Whether ``error`` is an instance of a class called one of ``names`` (a client's error,
+    matched without importing the client)."""
+    return any(klass.__name__ in names for klass in type(error).__mro__)
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (a server's answer can span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 class WriteConflict(Exception):
@@ -46,6 +67,28 @@ class Cloud:
     """Metaflow variable → the name of its value in Metaflow's configuration module."""
     task_passthrough: ClassVar[tuple[str, ...]] = ()
     """Variables the publishing environment hands on to the tasks as they are."""
+    has_buckets: ClassVar[bool] = False
+    """Whether a URL's first path part is a bucket (a container) that must exist already."""
+    bucket_word: ClassVar[str] = "bucket"
+    """What the cloud calls it."""
+    noisy_loggers: ClassVar[tuple[str, ...]] = ()
+    """Loggers of its client that print a traceback for a failure a command reports in one
+    line (``metaflow-airflow --verbose`` lets them)."""
+
+    # --- failures --------------------------------------------------------------------------
+
+    def explain(self, error: BaseException) -> str:
+        """A failure of this store in plain words, with what fixes it: what a command prints
+        after the store's URL instead of the client's traceback."""
+        for cause in causes(error):
+            if isinstance(cause, PermissionError):
+                return (
+                    f"permission denied ({one_line(cause)}); use credentials that may read and "
+                    "write it"
+                )
+            if isinstance(cause, (ConnectionError, TimeoutError)):
+                return f"cannot connect ({one_line(cause)}); check the network and the endpoint"
+        return one_line(error)
 
     # --- the manifest store ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from metaflow_airflow.store.clouds.base import Cloud
+from metaflow_airflow.store.clouds.base import Cloud, causes, named, one_line
 
 # What Google's clients read to reach an emulator, as S3 has its endpoint URL.
 EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
@@ -26,6 +26,33 @@ class GcsCloud(Cloud):
         "METAFLOW_DEFAULT_GCP_CLIENT_PROVIDER": "DEFAULT_GCP_CLIENT_PROVIDER"
     }
     task_passthrough: ClassVar[tuple[str, ...]] = (EMULATOR_HOST,)
+    has_buckets: ClassVar[bool] = True
+    # gcsfs logs each request it gives up on, traceback included.
+    noisy_loggers: ClassVar[tuple[str, ...]] = ("gcsfs",)
+
+    def explain(self, error: BaseException) -> str:
+        for cause in causes(error):
+            if named(cause, "DefaultCredentialsError", "RefreshError"):
+                return (
+                    f"no usable Google credentials ({one_line(cause)}); run `gcloud auth "
+                    "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS, or give "
+                    "a token in --storage-options"
+                )
+            if named(cause, "ClientConnectorError", "ServerTimeoutError"):
+                return (
+                    f"cannot connect to {getattr(cause, 'host', 'GCS')}:"
+                    f"{getattr(cause, 'port', '')}; check the network, or the endpoint "
+                    "(--storage-options '{\"endpoint_url\": ...}' or STORAGE_EMULATOR_HOST)"
+                )
+            # gcsfs raises a plain OSError for the statuses 401 and 403.
+            if getattr(cause, "code", None) in {401, 403} or str(cause).startswith(
+                ("Forbidden", "Unauthorized")
+            ):
+                return (
+                    f"access denied ({one_line(cause)}); use credentials allowed to list, read "
+                    "and write the bucket (roles/storage.objectAdmin)"
+                )
+        return super().explain(error)
 
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         if env.get(EMULATOR_HOST):

@@ -16,10 +16,22 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
-from metaflow_airflow.store.clouds.base import Cloud, WriteConflict
+from metaflow_airflow.store.clouds.base import Cloud, WriteConflict, causes, named
 
 # What s3fs (botocore) reports when a conditional write loses.
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
+# What S3 answers to keys it does not accept.
+_REFUSED_KEY_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "AuthorizationHeaderMalformed",
+}
+NO_CREDENTIALS = (
+    "no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+    'or give them in --storage-options \'{"key": ..., "secret": ...}\''
+)
 
 
 class S3Cloud(Cloud):
@@ -33,6 +45,33 @@ class S3Cloud(Cloud):
         "METAFLOW_DATATOOLS_S3ROOT": "DATATOOLS_S3ROOT",
         "METAFLOW_S3_ENDPOINT_URL": "S3_ENDPOINT_URL",
     }
+
+    has_buckets: ClassVar[bool] = True
+
+    def explain(self, error: BaseException) -> str:
+        for cause in causes(error):
+            if named(cause, "NoCredentialsError", "PartialCredentialsError"):
+                return NO_CREDENTIALS
+            if named(
+                cause, "EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"
+            ):
+                endpoint = getattr(cause, "kwargs", {}).get("endpoint_url", "the S3 endpoint")
+                return (
+                    f"cannot connect to {_origin(endpoint)}; check the endpoint URL "
+                    '(--storage-options \'{"client_kwargs": {"endpoint_url": ...}}\' or '
+                    "AWS_ENDPOINT_URL) and the network"
+                )
+            code = _error_code(cause)
+            if code == "NoSuchBucket":
+                return "the bucket does not exist; create it, or correct the store URL"
+            if code in _REFUSED_KEY_CODES:
+                return f"S3 refused the AWS credentials ({code}); check the key, secret and token"
+            if code in {"AccessDenied", "AllAccessDisabled", "403"}:
+                return (
+                    "access denied; use credentials allowed to list, read and write the bucket "
+                    "(s3:ListBucket, s3:GetObject, s3:PutObject, s3:DeleteObject)"
+                )
+        return super().explain(error)
 
     def prepare(self, fs: Any) -> None:
         """Parse the responses' timestamps the fast way; sets up the client, without a
@@ -59,6 +98,12 @@ class S3Cloud(Cloud):
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         endpoint = env.get("METAFLOW_S3_ENDPOINT_URL")
         return url, {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a request URL: where it went, without its query."""
+    scheme, _, rest = str(url).partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}" if rest else str(url)
 
 
 def _error_code(error: BaseException | None) -> str | None:

@@ -42,18 +42,6 @@ def test_every_type_and_its_default() -> None:
     assert not any(p.required for p in params.values())
 
 
-def test_sorted_by_name() -> None:
-    """The manifest lists them in one stable order, whatever the attributes are called."""
-    assert [p.name for p in compile_parameters(start_flow(TypesFlow).flow)] == [
-        "config",
-        "count",
-        "loud",
-        "mapping",
-        "ratio",
-        "text",
-    ]
-
-
 class InferredFlow(TwoSteps):
     n = Parameter("n", default=7)
     alpha = Parameter("alpha", default=1.5)
@@ -161,3 +149,9 @@ def test_an_unsupported_type_is_refused() -> None:
         compiled(ListFlow)
     assert "parameter 'items': type 'list' is not supported on Airflow" in str(refused.value)
     assert "str, int, float, bool or JSONType" in str(refused.value)
+
+
+def test_parameters_keep_their_declaration_order() -> None:
+    """The Params form lists them as the flow declares them, not as Metaflow sorts them."""
+    names = [p.name for p in compile_parameters(start_flow(TypesFlow).flow)]
+    assert names == ["text", "count", "ratio", "loud", "config", "mapping"]

@@ -27,6 +27,8 @@ def test_values_that_reach_the_step_pass() -> None:
     assert problems(conf) == ([], [])
     assert problems({"obj": nested(MAX_JSON_DEPTH)}) == ([], [])
     assert problems({"obj": {"k": "a\x00b"}}) == ([], [])  # JSON text escapes it: \u0000
+    # An emptied field of the trigger form: the parameter keeps its default.
+    assert problems({"alpha": None, "flag": None, "n": None}) == ([], [])
 
 
 @pytest.mark.parametrize(

@@ -37,10 +37,10 @@ def test_foreach_body_is_one_mapped_group_over_the_split_indexes():
 def test_parameters_become_typed_params():
     params = build_dag(FOREACH).params
     schemas = {name: params.get_param(name).schema for name in params}
-    assert schemas["alpha"]["type"] == "number"
-    assert schemas["flag"]["type"] == "boolean"
+    assert schemas["alpha"]["type"] == ["number", "null"]  # null: an emptied form field
+    assert schemas["flag"]["type"] == ["boolean", "null"]
     assert params["flag"] is False
-    assert schemas["n"] == {"type": "integer"}
+    assert schemas["n"] == {"type": ["integer", "null"]}
     assert params.get_param("n").description == "How many."
     assert "type" not in schemas["obj"] and params["obj"] == {"a": [1]}
     assert schemas["text"]["type"] == "string"
@@ -89,3 +89,35 @@ def test_trigger_rules_never_let_a_run_succeed_without_end():
         "join": "none_failed_min_one_success",
         "end": "none_failed",
     }
+
+
+def _required_in_form(schema: dict) -> bool:
+    """What Airflow's trigger form marks with a star (Airflow 3's FlexibleForm, and the
+    ``"null" not in type`` rule of Airflow 2's form): a typed field that does not take null."""
+    kind = schema.get("type")
+    return bool(kind) and (not isinstance(kind, list) or "null" not in kind)
+
+
+def test_only_params_without_default_are_required_in_the_form():
+    params = build_dag(FOREACH).params
+    required = {name for name in params if _required_in_form(params.get_param(name).schema)}
+    assert required == {"text"}
+    # An emptied field sends null: accepted, and the step gets the default.
+    params.get_param("n").resolve(None)
+    assert params.get_param("n").schema["type"] == ["integer", "null"]
+
+
+def test_params_keep_the_manifest_order_through_serialization():
+    reordered = tuple(reversed(ALL_PARAMETER_TYPES))
+    dag = build_dag(make_manifest(FOREACH_STEPS, reordered))
+    assert list(dag.params) == [p.name for p in reordered]
+    serialized = serialize_dag(dag)["dag"]["params"]
+    names = [entry[0] for entry in serialized] if isinstance(serialized, list) else list(serialized)
+    assert names == [p.name for p in reordered]
+
+
+def test_the_flow_docstring_is_dedented_in_the_dag_doc():
+    docstring = "Train the model.\n\n    Reads the data, then fits.\n    - one\n    - two\n    "
+    manifest = make_manifest(FOREACH_STEPS).model_copy(update={"description": docstring})
+    doc = build_dag(manifest).doc_md
+    assert "\nReads the data, then fits.\n- one\n- two\n" in doc

@@ -218,7 +218,7 @@ def test_a_store_that_cannot_be_listed_is_unavailable_without_a_listing(
     background, progress = fetcher_of(f"file://{root}", tmp_path).start(lambda d, m: False)
     progress.validated.set()
 
-    with pytest.raises(Unavailable, match=r"^StoreError: cannot list file://.*looping"):
+    with pytest.raises(Unavailable, match=r"^StoreError: cannot list manifest store file://.*looping"):
         background.result()
     assert progress.opened.is_set()
     assert progress.listing is None
