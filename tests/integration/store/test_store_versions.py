@@ -163,13 +163,16 @@ def test_signatures_follow_the_current_manifest(store: ManifestStore) -> None:
 
 @pytest.mark.timeout(600)
 def test_four_concurrent_publishes_through_metaflow(publish, s3_bucket_info) -> None:
-    """Four real ``publish_flow`` calls of one flow at once, to S3: four versions, and a
-    current manifest that is one of them."""
+    """Four real ``publish_flow`` calls of one flow at once, to S3, each with a tag of its own
+    (an unchanged flow is not published again): four versions, and a current manifest that is
+    one of them."""
     store_url = f"{s3_bucket_info.url}/flows"
     options = s3_bucket_info.storage_options
 
-    def publish_once(_: int):
-        return publish("branch_flow.py", store=store_url, storage_options=options)
+    def publish_once(n: int):
+        return publish(
+            "branch_flow.py", store=store_url, storage_options=options, tags=(f"publish-{n}",)
+        )
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(publish_once, range(4)))
