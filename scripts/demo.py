@@ -2,15 +2,19 @@
 with real Airflow, run each with local compute, and read one artifact back with Metaflow.
 
 Everything lives in .demo/ (Airflow home with SQLite, the manifest store, Metaflow's local
-datastore). Exit code 0 only if every run succeeded.
+datastore). Exit code 0 only if every run succeeded. Other packages' warnings (Starlette's
+deprecations, ...) are silenced: they are nothing a demo user can act on. It ends with what to
+try next, every line of which works as printed (tests/unit/test_demo.py runs them).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +35,47 @@ RUNS = [
 ]
 
 
+def quiet_third_party_warnings() -> None:
+    """Show warnings of metaflow-airflow only, here and in every process the demo starts."""
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"metaflow_airflow(\.|$)")
+    os.environ["PYTHONWARNINGS"] = "ignore"
+
+
+def next_steps(demo: Path, flow: str = "ForeachFlow", artifact: str = "results") -> list[str]:
+    """What to try after the demo: shell lines to run from the project folder, on what the demo
+    published and ran in ``demo``."""
+    python = shlex.quote(sys.executable)
+    cli = shlex.quote(str(Path(sys.executable).parent / "metaflow-airflow"))
+    store = shlex.quote(f"file://{demo / 'store'}")
+    client = (
+        "from metaflow import Flow, namespace; namespace(None); "
+        f"run = Flow({flow!r}).latest_run; print(run.pathspec, run['end'].task[{artifact!r}].data)"
+    )
+    datastore = shlex.quote(str(demo / "metaflow"))
+    lines = [
+        "# what was published: steps with retries, timeout, resources; parameters",
+        f"{cli} show {flow} --store {store}",
+        "# the DAG exactly as Airflow's loader builds it",
+        f"{cli} render {flow} --store {store}",
+        "# every published version (rollback goes back to one)",
+        f"{cli} history {flow} --store {store}",
+        "# the runs' artifacts, with Metaflow's Client API",
+        f"METAFLOW_DATASTORE_SYSROOT_LOCAL={datastore} {python} -c {shlex.quote(client)}",
+    ]
+    if _make_target("airflow"):
+        lines += ["# Airflow's UI with these DAGs", "make airflow"]
+    return lines
+
+
+def _make_target(name: str) -> bool:
+    makefile = ROOT / "Makefile"
+    return makefile.exists() and f"\n{name}:" in makefile.read_text(encoding="utf-8")
+
+
 def _environment() -> None:
     """Must run before Airflow or Metaflow is imported: both read configuration at import."""
+    quiet_third_party_warnings()
     os.environ.update(
         {
             "AIRFLOW_HOME": str(AIRFLOW_HOME),
@@ -91,8 +134,11 @@ def _run_all() -> bool:
         value = _artifact(dag_id, run_id, artifact) if state == "success" else "(run failed)"
         all_ok &= state == "success"
         mark = "✓" if state == "success" else "✗"
-        print(f"{mark} {dag_id}: Airflow run {state}; Metaflow run {dag_id}/{run_id}; "
-              f"{artifact} = {value!r}", flush=True)
+        print(
+            f"{mark} {dag_id}: Airflow run {state}; Metaflow run {dag_id}/{run_id}; "
+            f"{artifact} = {value!r}",
+            flush=True,
+        )
     return all_ok
 
 
@@ -113,6 +159,9 @@ def main() -> int:
     _publish()
     ok = _run_all()
     print("demo: all runs succeeded" if ok else "demo: some runs FAILED")
+    if ok:
+        print("\nTry next (from this folder):")
+        print("\n".join(f"  {line}" for line in next_steps(DEMO)))
     return 0 if ok else 1
 
 
