@@ -82,6 +82,13 @@ class Settings(BaseModel):
         description="What a run's conf key that is no Parameter of the flow does: 'refuse' "
         "fails the run's start task with a message naming it, 'warn' logs it and runs.",
     )
+    dag_id_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="Put before every published DAG id in Airflow (e.g. 'mf.'): a DAG file "
+        "that defines a published flow's DAG id no longer takes it over (Airflow keeps one "
+        "DAG per id, from whichever file it parsed last).",
+    )
     ui_url: str | None = Field(
         default=None,
         description="Metaflow UI base URL: every Metaflow task gets a 'Metaflow UI' link to "

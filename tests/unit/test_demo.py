@@ -14,7 +14,7 @@ from helpers import REPO, flow_path
 sys.path.insert(0, str(REPO / "scripts"))
 import demo
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.once, pytest.mark.timeout(300)]
 
 
 def test_third_party_warnings_are_silenced_and_ours_are_not(monkeypatch):

@@ -47,13 +47,15 @@ def build_dag(
     manifest_url: str | None = None,
     *,
     source: ManifestSource | None = None,
+    dag_id_prefix: str = "",
 ) -> DAG:
     """The Airflow DAG for one published flow; ``manifest_url`` (where the loader read it) is
     shown in the DAG's documentation. The tasks find their manifest through ``source`` when they
-    run (the loader's cache, a ``CachedManifest``), else keep ``manifest``."""
+    run (the loader's cache, a ``CachedManifest``), else keep ``manifest``. Its DAG id is the
+    manifest's, after ``dag_id_prefix`` (the loader's setting)."""
     make_task = _task_factory(manifest, source or HeldManifest(manifest))
     with DAG(
-        dag_id=manifest.dag_id,
+        dag_id=dag_id_prefix + manifest.dag_id,
         description=_first_line(manifest.description) or f"Metaflow flow {manifest.flow_name}",
         doc_md=dag_doc_md(manifest, manifest_url),
         schedule=_schedule(manifest),

@@ -16,6 +16,7 @@ import gc
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from metaflow_airflow.airflow.compat import DAG, check_as_the_dag_processor, get_parsing_context
@@ -59,8 +60,12 @@ def load_dags(
             shards,
         )
         wanted = get_parsing_context().dag_id
+        prefix = settings.dag_id_prefix
         with _collector_paused():
-            dags = loader.only(wanted) if wanted else loader.everything()
+            if not wanted:
+                dags = loader.everything()
+            else:  # a task's parse: only its DAG, if it is one of the store's
+                dags = loader.only(wanted[len(prefix) :]) if wanted.startswith(prefix) else {}
     except MetaflowAirflowError as exc:
         if settings.strict:
             raise
@@ -68,7 +73,25 @@ def load_dags(
         return {}
     if target is not None:
         target.update(dags)
+        if not wanted and target.get("__file__"):
+            _warn_about_clashes(Path(str(target["__file__"])), dags)
     return dags
+
+
+def _warn_about_clashes(own_file: Path, dags: Mapping[str, DAG]) -> None:
+    """Warn about DAG files of Airflow's dags folder that name a published DAG id (see
+    :mod:`.clashes`); a failure here never fails the parse."""
+    from airflow import settings as airflow_settings
+
+    from metaflow_airflow.airflow.loader.clashes import warn_about_clashes
+
+    folder = Path(airflow_settings.DAGS_FOLDER or own_file.parent)
+    if folder not in own_file.parents:
+        folder = own_file.parent
+    try:
+        warn_about_clashes(folder, dags, own_file)
+    except OSError as exc:  # a folder it cannot read: a warning, not a broken file
+        log.warning("metaflow-airflow: cannot look for DAG id clashes in %s: %s", folder, exc)
 
 
 @contextmanager
@@ -228,7 +251,7 @@ class _Loader:
         for dag_id, outcome in sorted(outcomes.items()):
             dag = ready[dag_id] if dag_id in ready else self._build(dag_id, outcome, release)
             if dag is not None:
-                dags[dag_id] = dag
+                dags[dag.dag_id] = dag  # the DAG id after the setting's prefix
         return dags
 
     def _build(self, dag_id: str, outcome: Outcome, release: bool = False) -> DAG | None:
@@ -250,7 +273,7 @@ class _Loader:
         source = outcome.manifest
         try:
             manifest = source.manifest
-            dag = build_dag(manifest, url, source=source)
+            dag = build_dag(manifest, url, source=source, dag_id_prefix=self.settings.dag_id_prefix)
             check_as_the_dag_processor(dag)
         except Exception as exc:  # one DAG's failure must not hide the others
             if self.settings.strict:
@@ -274,7 +297,7 @@ class _Loader:
 
     def _placeholder(self, dag_id: str, url: str, error: str) -> DAG | None:
         try:
-            return placeholder_dag(dag_id, url, error)
+            return placeholder_dag(self.settings.dag_id_prefix + dag_id, url, error)
         except Exception as exc:  # e.g. a file name that is not a valid DAG id
             log.error("metaflow-airflow: cannot show the error of %s as a DAG: %s", url, exc)
             return None

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO
 
-pytestmark = [pytest.mark.docs, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.once, pytest.mark.timeout(600)]
 
 DOCS = sorted((REPO / "docs").glob("*.md"))
 # Blocks that cannot run here, per document (each says why in its skip comment).
