@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from metaflow.plugins.kubernetes.kubernetes_decorator import KubernetesDecorator
+from metaflow.plugins.retry_decorator import RetryDecorator
 from metaflow.plugins.timeout_decorator import get_run_time_limit_for_task
 
 from metaflow_airflow.errors import CompileError
@@ -116,9 +117,16 @@ def _retries(decorators: Iterable[Any]) -> tuple[int, int]:
     return user, error
 
 
-def _retry_delay_seconds(decorators: Iterable[Any]) -> int | None:
+def _retry_delay_seconds(decorators: list[Any]) -> int | None:
+    """``@retry``'s minutes between retries (given, or its default of 2, also for ``--with
+    retry``); a step retried only by ``@catch``'s fallback waits as long, as on Argo Workflows.
+    Metaflow's local runtime does not wait at all (docs/features.md)."""
     minutes = _decorator_attribute(decorators, "retry", "minutes_between_retries")
-    return None if minutes is None else int(float(minutes) * 60)
+    if minutes is None:
+        if sum(_retries(decorators)) == 0:
+            return None
+        minutes = RetryDecorator.defaults["minutes_between_retries"]
+    return int(float(minutes) * 60)
 
 
 def _timeout_seconds(decorators: list[Any]) -> int | None:

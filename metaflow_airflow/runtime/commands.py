@@ -30,6 +30,25 @@ with open(sys.argv[2], "w") as out:
 """
 
 
+# Metaflow's log capture (metaflow.mflog): each stream through its tee into a file, then the
+# files saved to the task's datastore, where the Client API and `logs` read them.
+MFLOG_TEE = ("-m", "metaflow.mflog.tee", "task")
+MFLOG_SAVE = ("-m", "metaflow.mflog.save_logs")
+
+
+def log_env(manifest: FlowManifest, invocation: StepInvocation, log_dir: str) -> dict[str, str]:
+    """Where Metaflow's log capture writes this task's logs and where ``save_logs`` uploads
+    them (the attempt's own folder of the task datastore)."""
+    return {
+        "MF_PATHSPEC": invocation.pathspec,
+        "MF_ATTEMPT": str(invocation.retry_count),
+        "MF_DATASTORE": manifest.metaflow.datastore,
+        "MF_DATASTORE_ROOT": manifest.metaflow.datastore_root,
+        "MFLOG_STDOUT": f"{log_dir}/mflog_stdout",
+        "MFLOG_STDERR": f"{log_dir}/mflog_stderr",
+    }
+
+
 @dataclass(frozen=True)
 class StepCommands:
     """Argv lists to run in order in the unpacked code package, and the variables they need."""

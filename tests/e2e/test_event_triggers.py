@@ -31,7 +31,7 @@ AIRFLOW = Path(sys.executable).parent / "airflow"
 
 # What an Airflow user writes to trigger a Metaflow flow: a task with the event's Asset as an
 # outlet, attaching the event's payload as the asset event's extra.
-PRODUCER_DAG = '''
+PRODUCER_DAG = """
 import pendulum
 
 try:
@@ -50,7 +50,7 @@ with DAG("load_sales", schedule=None, start_date=pendulum.datetime(2025, 1, 1, t
         outlet_events[DATA_READY].extra = {"table_name": "sales", "row_count": 42}
 
     load()
-'''
+"""
 
 
 def _airflow_cli(*args: str) -> None:
@@ -127,8 +127,10 @@ def create_asset_triggered_run(dag_id: str) -> tuple[str, list[str]]:
     with create_session() as session:
         query = select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_type == kind)
         (dag_run,) = session.scalars(query).all()
-        consumed = dag_run.consumed_asset_events if AIRFLOW_V_3_0_PLUS else (
-            dag_run.consumed_dataset_events
+        consumed = (
+            dag_run.consumed_asset_events
+            if AIRFLOW_V_3_0_PLUS
+            else (dag_run.consumed_dataset_events)
         )
         uris = [(e.asset if AIRFLOW_V_3_0_PLUS else e.dataset).uri for e in consumed]
         return dag_run.run_id, uris

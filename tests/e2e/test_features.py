@@ -10,9 +10,10 @@ import time
 
 import pytest
 from airflow_harness import run_dag, run_state
-from helpers import dagbag_parser, flow_path, publisher, user_artifacts
+from helpers import dagbag_parser, flow_path, publisher, run_locally, user_artifacts
 from test_examples import run_on_airflow
 
+from metaflow_airflow.airflow.dag.factory import TIMEOUT_BACKSTOP_SECONDS
 from metaflow_airflow.runtime.ids import metaflow_run_id
 
 pytestmark = pytest.mark.timeout(300)
@@ -67,10 +68,17 @@ def test_cards_are_produced_and_readable(features_run, store_url):
     (task_id,) = _end_tasks(run_id)
     token = ManifestStore(store_url).read("FeaturesFlow").metaflow.env["METAFLOW_PRODUCTION_TOKEN"]
     shown = subprocess.run(
-        [sys.executable, str(flow_path("features_flow.py")), "card", "get",
-         f"{run_id}/end/{task_id}"],
+        [
+            sys.executable,
+            str(flow_path("features_flow.py")),
+            "card",
+            "get",
+            f"{run_id}/end/{task_id}",
+        ],
         env={**os.environ, "METAFLOW_PRODUCTION_TOKEN": token},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "<html" in shown.stdout.lower()
 
@@ -82,7 +90,9 @@ def _end_tasks(run_id):
     return [t.id for t in Step(f"FeaturesFlow/{run_id}/end")]
 
 
-def test_timeout_kills_a_step_that_sleeps_past_it(parse, store_url, tmp_path):
+def test_a_step_that_outlives_its_timeout_dies_with_its_children(parse, store_url, tmp_path):
+    """A step that defeats Metaflow's own @timeout is stopped by Airflow's backstop
+    (execution_timeout, TIMEOUT_BACKSTOP_SECONDS later), its whole process group with it."""
     pid_file = tmp_path / "sleepy.pid"
     os.environ["SLEEPY_PID_FILE"] = str(pid_file)
     try:
@@ -94,10 +104,24 @@ def test_timeout_kills_a_step_that_sleeps_past_it(parse, store_url, tmp_path):
     finally:
         del os.environ["SLEEPY_PID_FILE"]
     assert run_state(dag_run) == "failed"
-    assert elapsed < 90
-    pid = int(pid_file.read_text())
+    assert 4 + TIMEOUT_BACKSTOP_SECONDS["local"] <= elapsed < 90
     time.sleep(1)
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    for pid in map(int, pid_file.read_text().split()):  # the step and its child
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     run_id = metaflow_run_id(dag_run.run_id, "TimeoutFlow")
     assert "end" not in user_artifacts("TimeoutFlow", run_id)
+
+
+def test_timeout_with_catch_keeps_metaflows_timeout_exception(parse, store_url):
+    """Metaflow's own @timeout fires inside the step, as under ``run``: @catch stores its
+    TimeoutException and the next step sees the same artifacts as after a local run."""
+    publisher(store_url)("timeout_catch_flow.py")
+    dag_run = run_dag(parse(store_url).get_dag("TimeoutCatchFlow"))
+    assert run_state(dag_run) == "success"
+    on_airflow = user_artifacts(
+        "TimeoutCatchFlow", metaflow_run_id(dag_run.run_id, "TimeoutCatchFlow")
+    )
+    local = user_artifacts("TimeoutCatchFlow", run_locally("timeout_catch_flow.py"))
+    assert on_airflow["end"]["failure_type"] == local["end"]["failure_type"]
+    assert on_airflow["end"]["failure_type"].endswith("TimeoutException")

@@ -36,10 +36,20 @@ def test_resume_a_failed_airflow_run_locally(publish, dagbag, store_url, tmp_pat
 
     run_id_file = tmp_path / "resumed-run-id"
     resumed = subprocess.run(
-        [sys.executable, str(flow_path("resume_flow.py")), "resume",
-         "--origin-run-id", origin, "--run-id-file", str(run_id_file)],
+        [
+            sys.executable,
+            str(flow_path("resume_flow.py")),
+            "resume",
+            "--origin-run-id",
+            origin,
+            "--run-id-file",
+            str(run_id_file),
+        ],
         env={**os.environ, "RESUME_FLOW_FIXED": "1"},
-        cwd=SESSION_DIR, capture_output=True, text=True, check=False,
+        cwd=SESSION_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 

@@ -28,8 +28,12 @@ def test_each_task_instance_names_its_metaflow_task_and_links_to_it(
     run_id = metaflow_run_id(dag_run.run_id, "ForeachFlow")
 
     namespace(None)
-    instances = [("start", -1), *((step, i) for step in ("square", "shift") for i in range(4)),
-                 ("join", -1), ("end", -1)]
+    instances = [
+        ("start", -1),
+        *((step, i) for step in ("square", "shift") for i in range(4)),
+        ("join", -1),
+        ("end", -1),
+    ]
     pathspecs = set()
     for task_id, map_index in instances:
         assert stored_xcom(dag_run, task_id, RUN_ID_XCOM_KEY, map_index) == run_id

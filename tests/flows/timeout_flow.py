@@ -1,4 +1,6 @@
 import os
+import signal
+import subprocess
 import time
 
 from metaflow import FlowSpec, step, timeout
@@ -12,8 +14,12 @@ class TimeoutFlow(FlowSpec):
     @timeout(seconds=4)
     @step
     def sleepy(self):
+        # Metaflow's own timeout (SIGALRM) cannot fire here: only Airflow's backstop stops
+        # this step, and with it the child process it started.
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        child = subprocess.Popen(["sleep", "300"])
         with open(os.environ["SLEEPY_PID_FILE"], "w") as out:
-            out.write(str(os.getpid()))
+            out.write(f"{os.getpid()} {child.pid}")
         time.sleep(120)
         self.next(self.end)
 

@@ -34,6 +34,7 @@ from metaflow_airflow.manifest.models import (
 from metaflow_airflow.runtime.commands import (
     REPORTING_STEP_TYPES,
     StepCommands,
+    log_env,
     render_step_commands,
 )
 from metaflow_airflow.runtime.invocation import StepInvocation, TaskRef
@@ -72,7 +73,7 @@ class MetaflowKubernetesOperator(BoundStep, KubernetesPodOperator, SkipMixin):
             result_file=XCOM_RETURN_FILE,
         )
         self.arguments = [pod_script(self.manifest.code_package.container, self.step, commands)]
-        env = {**commands.env, **_log_env(self.manifest, invocation)}
+        env = {**commands.env, **log_env(self.manifest, invocation, LOG_DIR)}
         if self.step.pod.tmpfs:  # Metaflow puts its temporary files on the tmpfs volume
             env["METAFLOW_TEMPDIR"] = self.step.pod.tmpfs.path
         self.env_vars = [_model(k8s.V1EnvVar, name=k, value=v) for k, v in sorted(env.items())]
@@ -166,18 +167,6 @@ def pod_script(container: ContainerScript, step: StepSpec, commands: StepCommand
     if container.save_logs:
         script += f"; c=$?; {container.save_logs}; exit $c"
     return script
-
-
-def _log_env(manifest: FlowManifest, invocation: StepInvocation) -> dict[str, str]:
-    """Where Metaflow's log capture (metaflow.mflog) writes and uploads this task's logs."""
-    return {
-        "MF_PATHSPEC": invocation.pathspec,
-        "MF_ATTEMPT": str(invocation.retry_count),
-        "MF_DATASTORE": manifest.metaflow.datastore,
-        "MF_DATASTORE_ROOT": manifest.metaflow.datastore_root,
-        "MFLOG_STDOUT": f"{LOG_DIR}/mflog_stdout",
-        "MFLOG_STDERR": f"{LOG_DIR}/mflog_stderr",
-    }
 
 
 def _resources(step: StepSpec) -> k8s.V1ResourceRequirements:

@@ -1,5 +1,6 @@
 """Local compute: each step runs as a process on the Airflow worker, in a fresh unpack of the
-code package (as a pod would), with the split count handed back through a private file."""
+code package (as a pod would), with its logs kept the Metaflow way and the split count handed
+back through a private file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +26,13 @@ from metaflow_airflow.airflow.compute.context import (
 )
 from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
 from metaflow_airflow.manifest.models import CodePackage, FlowManifest
-from metaflow_airflow.runtime.commands import REPORTING_STEP_TYPES, render_step_commands
+from metaflow_airflow.runtime.commands import (
+    MFLOG_SAVE,
+    MFLOG_TEE,
+    REPORTING_STEP_TYPES,
+    log_env,
+    render_step_commands,
+)
 from metaflow_airflow.settings import get_settings
 from metaflow_airflow.store.clouds.registry import cloud_for_datastore
 
@@ -51,36 +59,97 @@ class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
                 self.manifest, self.step, invocation, python=python, result_file=result_file
             )
             env = process_environment(commands.env, self.manifest.code_package, root)
-            for argv in commands.argvs:
-                self._run(argv, cwd=root, env=env)
+            env.update(log_env(self.manifest, invocation, workdir))
+            with MetaflowLogCapture(
+                self.step.name, python, cwd=root, env=env, log=self.log
+            ) as capture:
+                for argv in commands.argvs:
+                    capture.run(argv)
             result = None
             if self.step.type in REPORTING_STEP_TYPES:
                 with open(result_file, encoding="utf-8") as report:
                     result = json.load(report)
         return hand_back(self, context, self.step, invocation, result)
 
-    def _run(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> None:
-        """Stream the process's output into the task log; kill its whole group on timeout."""
+
+class MetaflowLogCapture:
+    """Runs a task's commands and keeps their logs the way Metaflow does (``metaflow.mflog``,
+    as in a pod): stdout and stderr each through Metaflow's tee into the task's log files,
+    and from the tees into the Airflow task log; on leaving, the files are saved to the task's
+    datastore, also when a command failed or timed out, so ``Task.stdout`` and ``logs`` show
+    them. A command that fails, times out or is killed takes its whole process group along."""
+
+    def __init__(
+        self, step_name: str, python: str, *, cwd: str, env: Mapping[str, str], log: Any
+    ) -> None:
+        self.step_name, self.python, self.cwd, self.env = step_name, python, cwd, dict(env)
+        self.log = log
+        self._tees: list[subprocess.Popen[bytes]] = []
+        self._reader: threading.Thread | None = None
+
+    def __enter__(self) -> MetaflowLogCapture:
+        read_end, write_end = os.pipe()
+        for variable in ("MFLOG_STDOUT", "MFLOG_STDERR"):
+            self._tees.append(
+                subprocess.Popen(
+                    [self.python, *MFLOG_TEE, self.env[variable]],
+                    cwd=self.cwd,
+                    env=self.env,
+                    stdin=subprocess.PIPE,
+                    stdout=write_end,
+                    stderr=write_end,
+                )
+            )
+        os.close(write_end)  # the tees hold it: the reader sees the end when both have exited
+        self._reader = threading.Thread(target=self._forward, args=(read_end,), daemon=True)
+        self._reader.start()
+        return self
+
+    def _forward(self, read_end: int) -> None:
+        with os.fdopen(read_end, encoding="utf-8", errors="replace") as output:
+            for line in output:
+                self.log.info("%s", line.rstrip("\n"))
+
+    def run(self, argv: Sequence[str]) -> None:
+        stdout_tee, stderr_tee = self._tees
         process = subprocess.Popen(
             list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=stdout_tee.stdin,
+            stderr=stderr_tee.stdin,
             start_new_session=True,
         )
         try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                self.log.info("%s", line.rstrip("\n"))
             code = process.wait()
         finally:
-            if process.poll() is None:
+            if process.poll() is None:  # interrupted (Airflow's timeout): the whole group goes
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         if code != 0:
-            raise RuntimeError(f"Metaflow step {self.step.name} failed with exit code {code}")
+            raise RuntimeError(f"Metaflow step {self.step_name} failed with exit code {code}")
+
+    def __exit__(self, *exc_info: object) -> None:
+        for tee in self._tees:
+            assert tee.stdin is not None
+            tee.stdin.close()
+        for tee in self._tees:
+            try:
+                tee.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a child of the step kept the stream open
+                tee.kill()
+                tee.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        saved = subprocess.run(
+            [self.python, *MFLOG_SAVE],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if "upload_success" not in saved.stdout:
+            self.log.warning("Metaflow could not save this task's logs: %s", saved.stderr.strip())
 
 
 def unpack_code_package(manifest: FlowManifest, workdir: str) -> str:

@@ -41,6 +41,12 @@ _JSON_SCHEMA_TYPES = {"str": "string", "int": "integer", "float": "number", "boo
 
 MakeTask = Callable[[StepSpec], BaseOperator]
 
+# ``@timeout`` fires inside the step, as under ``run`` (so ``@catch`` keeps Metaflow's
+# TimeoutException); Airflow's execution_timeout is only the backstop for a step that does not
+# stop, this much later: process start and code unpack, and for a pod also its start
+# (KubernetesPodOperator's startup_timeout_seconds, 120 by default).
+TIMEOUT_BACKSTOP_SECONDS = {"local": 20, "kubernetes": 20 + 120}
+
 
 def build_dag(
     manifest: FlowManifest,
@@ -177,7 +183,8 @@ def task_arguments(manifest: FlowManifest, step: StepSpec) -> dict[str, Any]:
     if step.retry_delay_seconds is not None:
         arguments["retry_delay"] = timedelta(seconds=step.retry_delay_seconds)
     if step.timeout_seconds is not None:
-        arguments["execution_timeout"] = timedelta(seconds=step.timeout_seconds)
+        backstop = step.timeout_seconds + TIMEOUT_BACKSTOP_SECONDS[manifest.compute.kind]
+        arguments["execution_timeout"] = timedelta(seconds=backstop)
     if step.type == "end":  # a successful run emits the flow's Asset (@trigger_on_finish)
         arguments["outlets"] = [Asset(manifest.finish_asset_uri)]
     if step.foreach is not None and manifest.deployment.max_workers:

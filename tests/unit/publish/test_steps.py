@@ -279,7 +279,7 @@ def test_retry_and_catch_set_user_and_platform_retries() -> None:
     assert summary == {
         "start": (2, 2, 60),
         "defaults": (3, 3, 120),  # @retry's own defaults: 3 times, 2 minutes apart
-        "caught": (0, 3, None),
+        "caught": (0, 3, 120),  # @catch's fallback waits as @retry's default, as on Argo
         "both": (1, 4, 30),
         "end": (0, 0, None),
     }
@@ -343,6 +343,23 @@ def test_with_decorators_are_recorded_for_every_task() -> None:
     assert steps["end"].decorator_specs == ("retry:times=1,minutes_between_retries=0",)
     assert steps["end"].retries == 1 and steps["end"].retry_delay_seconds == 0
     assert steps["start"].decorator_specs == () and steps["start"].retries == 4
+
+
+class PlainFlow(FlowSpec):  # its own class: --with attaches decorators to the step functions
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+def test_with_retry_and_retry_in_the_source_wait_the_same() -> None:
+    """``--with retry`` without arguments waits @retry's default two minutes, as in the source."""
+    with_retry = compiled(PlainFlow, with_decorators=("retry",))
+    assert with_retry["end"].retry_delay_seconds == 120
+    assert compiled(RetriesFlow)["defaults"].retry_delay_seconds == 120
 
 
 # Resources and pods ------------------------------------------------------------------------
