@@ -41,6 +41,16 @@ def run_conf_problems(
     return refused, unknown
 
 
+# The parameter types of a manifest in words, as a message names what was expected.
+_KINDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "json": "a JSON value",
+}
+
+
 def _value_problem(spec: ParameterSpec, value: Any) -> str | None:
     try:
         check_json_depth(value)
@@ -49,7 +59,8 @@ def _value_problem(spec: ParameterSpec, value: Any) -> str | None:
     try:
         text = encode_parameter(spec, value)
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-        return f"cannot be read as a {spec.type} ({exc})"
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        return f"expects {_KINDS.get(spec.type, spec.type)}, got {shown} ({type(value).__name__})"
     if "\x00" in text:
         return "contains a NUL character, which no environment variable can hold"
     try:

@@ -39,7 +39,8 @@ def test_values_that_reach_the_step_pass() -> None:
         ({"text": "lone \ud800 surrogate"}, "parameter 'text': is not valid Unicode text"),
         ({"obj": nested(MAX_JSON_DEPTH + 1)}, "parameter 'obj': is nested deeper than"),
         ({"obj": nested(5000)}, "parameter 'obj': is nested deeper than"),
-        ({"n": "seven"}, "parameter 'n': cannot be read as a int"),
+        ({"n": "seven"}, "parameter 'n': expects an integer, got 'seven' (str)"),
+        ({"alpha": [0.5]}, "parameter 'alpha': expects a number, got [0.5] (list)"),
     ],
 )
 def test_values_that_cannot_reach_the_step_are_named(conf: dict, message: str) -> None:
