@@ -31,6 +31,7 @@ from metaflow.mflog import BASH_SAVE_LOGS, bash_capture_logs
 from metaflow.package import MetaflowPackage
 from metaflow.plugins.airflow.airflow_cli import resolve_dag_name, resolve_token
 from metaflow.plugins.aws.step_functions.production_token import _path as production_token_path
+from metaflow.user_configs.config_options import ConfigInput
 from metaflow.util import dict_to_cli_options, get_username
 
 from metaflow_airflow.errors import CompileError, MetaflowAirflowError, PublishError
@@ -282,11 +283,23 @@ def _metaflow_runtime(obj: Any, production_token: str) -> MetaflowRuntime:
         top_level_options=tuple(dict_to_cli_options(top_level)),
         env={
             **_runtime_config_env(datastore, obj.flow_datastore.datastore_root, obj.metadata.TYPE),
+            **config_env(obj.flow),
             # Runs live in the namespace production:<token>, as with Metaflow's own schedulers.
             "METAFLOW_PRODUCTION_TOKEN": production_token,
         },
         user=get_username() or "unknown",
     )
+
+
+def config_env(flow: Any) -> dict[str, str]:
+    """The flow's Configs are fixed at publish, as on Argo Workflows: Metaflow keeps their
+    values in the code package, and every task reads them from there (``kv.<name>``)."""
+    configs = {
+        param.name: ConfigInput.make_key_name(param.name)
+        for _, param in flow._get_parameters()
+        if param.IS_CONFIG_PARAMETER
+    }
+    return {"METAFLOW_FLOW_CONFIG_VALUE": json.dumps(configs, sort_keys=True)} if configs else {}
 
 
 def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from metaflow._vendor import click
+from metaflow.includefile import FilePathClass
 from metaflow.parameters import JSONTypeClass, Parameter, deploy_time_eval
 
 from metaflow_airflow.errors import CompileError
@@ -21,6 +22,8 @@ def compile_parameters(flow: Any) -> tuple[ParameterSpec, ...]:
     _refuse_reserved_attributes(flow)
     specs = []
     for _, param in flow._get_parameters():
+        if param.IS_CONFIG_PARAMETER:  # fixed at publish: see flow_process.config_env
+            continue
         kwargs = param.kwargs
         try:
             default = deploy_time_eval(kwargs.get("default"))
@@ -76,6 +79,10 @@ def _refuse_reserved_attributes(flow: Any) -> None:
 def _parameter_type(name: str, declared: Any, default: Any) -> str:
     if isinstance(declared, JSONTypeClass):
         return "json"
+    if isinstance(declared, FilePathClass):
+        # IncludeFile: its default was read and saved to the datastore at publish
+        # (deploy_time_eval), and the value is the text that tells a task where.
+        return "str"
     if declared in _PYTHON_TYPES:
         return _PYTHON_TYPES[declared]
     if declared is None and type(default) in _PYTHON_TYPES:
