@@ -147,12 +147,19 @@ def test_bucket_missing(cloud, command, request, monkeypatch, capsys):
     )
 
 
-class _Forbidden(http.server.BaseHTTPRequestHandler):
-    """What GCS answers a client whose credentials may not touch the bucket."""
+# What GCS answers a client without credentials (gcsfs logs it with a traceback, then raises
+# its HttpError) or whose credentials may not touch the bucket (a plain OSError).
+REFUSALS = {401: "Login Required", 403: "caller does not have access"}
+SHOWN = {401: "Login Required, 401", 403: "Forbidden: b/flows/o caller does not have access"}
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the status of its server."""
 
     def _refuse(self) -> None:
-        body = json.dumps({"error": {"code": 403, "message": "caller does not have access"}})
-        self.send_response(403)
+        status = self.server.status  # type: ignore[attr-defined]
+        body = json.dumps({"error": {"code": status, "message": REFUSALS[status]}})
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -164,20 +171,22 @@ class _Forbidden(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def forbidding_gcs() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
+@pytest.fixture(params=sorted(REFUSALS))
+def refusing_gcs(request) -> Iterator[tuple[str, int]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    server.status = request.param  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://127.0.0.1:{server.server_address[1]}", request.param
     server.shutdown()
     server.server_close()
 
 
-def test_gcs_access_denied_is_one_line_without_gcsfs_logging(forbidding_gcs):
+def test_gcs_access_denied_is_one_line_without_gcsfs_logging(refusing_gcs):
     """gcsfs logs a refused request with its traceback; the console script prints only the
     error line (a real process: in-process, pytest's log capture would hide the noise)."""
-    options = json.dumps({"endpoint_url": forbidding_gcs, "token": "anon"})
+    endpoint, status = refusing_gcs
+    options = json.dumps({"endpoint_url": endpoint, "token": "anon"})
     argv = [
         sys.executable,
         "-c",
@@ -192,11 +201,9 @@ def test_gcs_access_denied_is_one_line_without_gcsfs_logging(forbidding_gcs):
     result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert result.returncode == 1
     line = one_error_line(result.stderr)
-    assert line.startswith(
-        "error: cannot list manifest store gs://flows/x: access denied (Forbidden: "
-    )
-    assert line.endswith(
-        "); use credentials allowed to list, read and write the bucket (roles/storage.objectAdmin)"
+    assert line == (
+        f"error: cannot list manifest store gs://flows/x: access denied ({SHOWN[status]}); use "
+        "credentials allowed to list, read and write the bucket (roles/storage.objectAdmin)"
     )
 
     verbose = subprocess.run(
