@@ -45,14 +45,14 @@ def quiet_third_party_warnings() -> None:
 def next_steps(demo: Path, flow: str = "ForeachFlow", artifact: str = "results") -> list[str]:
     """What to try after the demo: shell lines to run from the project folder, on what the demo
     published and ran in ``demo``."""
-    python = shlex.quote(sys.executable)
-    cli = shlex.quote(str(Path(sys.executable).parent / "metaflow-airflow"))
+    python = _shown(Path(sys.executable))
+    cli = _shown(Path(sys.executable).parent / "metaflow-airflow")
     store = shlex.quote(f"file://{demo / 'store'}")
     client = (
         "from metaflow import Flow, namespace; namespace(None); "
-        f"run = Flow({flow!r}).latest_run; print(run.pathspec, run['end'].task[{artifact!r}].data)"
+        f'run = Flow("{flow}").latest_run; print(run.pathspec, run["end"].task["{artifact}"].data)'
     )
-    datastore = shlex.quote(str(demo / "metaflow"))
+    datastore = _shown(demo / "metaflow")
     lines = [
         "# what was published: steps with retries, timeout, resources; parameters",
         f"{cli} show {flow} --store {store}",
@@ -66,6 +66,11 @@ def next_steps(demo: Path, flow: str = "ForeachFlow", artifact: str = "results")
     if _make_target("airflow"):
         lines += ["# Airflow's UI with these DAGs", "make airflow"]
     return lines
+
+
+def _shown(path: Path) -> str:
+    """A path as a shell word, relative to the project folder when it is inside it."""
+    return shlex.quote(os.path.relpath(path, ROOT) if ROOT in path.parents else str(path))
 
 
 def _make_target(name: str) -> bool:
