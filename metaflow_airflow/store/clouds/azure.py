@@ -38,8 +38,9 @@ class AzureCloud(Cloud):
                 )
             if named(cause, "ServiceRequestError"):
                 return (
-                    f"cannot connect to the storage account ({one_line(cause)}); check account_name or "
-                    "account_host in --storage-options, and the network"
+                    f"cannot connect to the storage account ({one_line(cause)}); check its "
+                    "endpoint (account_name, account_host or the connection string's "
+                    "BlobEndpoint in --storage-options) and the network"
                 )
             if getattr(cause, "error_code", None) == "ContainerNotFound":
                 return "the container does not exist; create it, or correct the store URL"
