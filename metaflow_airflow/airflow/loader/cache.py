@@ -11,6 +11,10 @@ serves a signed-only loader)::
                               manifest, what is wrong with the current one, when it was checked,
                               the newest signed activation accepted
         blobs/<sha256>.json   manifests that passed validation, by content hash
+        retired/<sha256>.json manifests the index no longer names, kept for a day: a DAG built
+                              in a long-lived process (``dag.test()``, a notebook, the demo)
+                              reads its manifest from here when its tasks run, maybe after a
+                              newer parse replaced it
 
 Every write is a temporary file renamed into place, so parsers running at the same time never
 read half a file; the worst a race costs is one extra read on the next parse.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +39,7 @@ from metaflow_airflow.manifest.signing import SignatureCheck
 from metaflow_airflow.store.versions import content_hash
 
 INDEX_FORMAT = 1
+RETIRED_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ class CachedManifest:
                 raise ManifestError(
                     str(self._cache.blob_path(self.digest)),
                     f"the manifest DAG {self.dag_id} was built from is no longer in the loader's "
-                    "cache (a newer one replaced it): parse the DAG again",
+                    "cache (a newer one replaced it more than a day ago): parse the DAG again",
                 )
             self._manifest = manifest
         return self._manifest
@@ -127,6 +133,7 @@ class ManifestCache:
         self.root = Path(folder) / hashlib.sha256(key.encode()).hexdigest()[:16]
         self.index_path = self.root / "index.json"
         self.blobs = self.root / "blobs"
+        self.retired = self.root / "retired"
 
     def load(self) -> dict[str, CacheEntry]:
         """The index; empty when missing, unreadable or from another format (a cold cache)."""
@@ -149,7 +156,24 @@ class ManifestCache:
         kept = {f"{e.good}.json" for e in entries.values() if e.good}
         for blob in self.blobs.glob("*.json"):
             if blob.name not in kept:
-                blob.unlink(missing_ok=True)
+                self._retire(blob)
+        expired = time.time() - RETIRED_SECONDS
+        for blob in self.retired.glob("*.json"):
+            try:
+                if blob.stat().st_mtime < expired:
+                    blob.unlink()
+            except OSError:  # another parser removed it first
+                pass
+
+    def _retire(self, blob: Path) -> None:
+        """Move a manifest the index no longer names to ``retired/``, dated now."""
+        target = self.retired / blob.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(blob, target)
+            os.utime(target)
+        except OSError:  # another parser retired it first
+            pass
 
     def blob_path(self, digest: str) -> Path:
         return self.blobs / f"{digest}.json"
@@ -162,7 +186,11 @@ class ManifestCache:
         try:
             data = path.read_bytes()
         except OSError:
-            return None
+            try:  # replaced since this DAG was built: see the module's docs
+                path = self.retired / path.name
+                data = path.read_bytes()
+            except OSError:
+                return None
         if content_hash(data) != digest:
             return None
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -383,12 +384,36 @@ def test_a_task_parse_keeps_its_manifest_and_a_full_parse_reads_it_back(
     monkeypatch.setenv(PARSING_CONTEXT, "a")
     task_parse = load_dags(settings=config)["a"]
 
-    for blob in (tmp_path / "cache").rglob("blobs/*.json"):  # as a newer manifest's parse does
+    for blob in (tmp_path / "cache").rglob("*/*.json"):  # blobs/ and retired/: long gone
         blob.unlink()
 
     assert task_parse.get_task("end").step.name == "end"
     with pytest.raises(ManifestError, match="DAG a was built from is no longer in the loader"):
         _ = full_parse.get_task("end").manifest
+
+
+def test_a_dag_built_before_a_newer_parse_still_runs_what_it_was_built_from(
+    tmp_path: Path,
+) -> None:
+    """A long-lived process (``dag.test()`` after a parse, a notebook, the demo) may run a DAG
+    after a newer parse replaced its manifest in the cache: the replaced one stays a day."""
+    store = file_store(tmp_path)
+    store.write(make_manifest("a", description="First."))
+    config = settings(store, tmp_path)
+    first = load_dags(settings=config)["a"]
+    store.write(make_manifest("a", description="Second."))
+    second = load_dags(settings=config)["a"]
+
+    assert first.get_task("end").manifest.description == "First."
+    assert second.get_task("end").manifest.description == "Second."
+
+    first = load_dags(settings=config)["a"]  # built from the second version too
+    store.write(make_manifest("a", description="Third."))
+    for blob in (tmp_path / "cache").rglob("retired/*.json"):  # retired two days ago
+        os.utime(blob, (time.time() - 2 * 86400,) * 2)
+    load_dags(settings=config)  # retires the second, removes the first
+    assert first.get_task("end").manifest.description == "Second."
+    assert len(list((tmp_path / "cache").rglob("retired/*.json"))) == 1
 
 
 # --- parsing-context fast path ----------------------------------------------------------------
