@@ -13,7 +13,7 @@ TEST_ALSO ?= airflow211,airflow30,airflow210
 ENV  ?= airflow211
 ARGS ?=
 
-.PHONY: install demo test test-matrix tox clean
+.PHONY: install demo test test-topology airflow test-matrix tox clean
 
 install: $(STAMP)
 
@@ -25,8 +25,18 @@ demo: $(STAMP)
 	$(PYTHON) scripts/demo.py
 
 test: $(STAMP) $(TOX)
-	$(PYTHON) -m pytest -p no:cacheprovider tests
+	$(PYTHON) -m pytest -p no:cacheprovider -m "not topology_full" tests
 	$(if $(TEST_ALSO),$(TOX) -e $(TEST_ALSO))
+
+# The production topology (tests/topology: PostgreSQL, Redis, CeleryExecutor, a real scheduler),
+# every test of it; `make test` runs its shorter part. With ENV=airflow211: on that tox line.
+test-topology: $(STAMP)
+	$(if $(filter command line,$(origin ENV)),.tox/$(ENV)/bin/python,$(PYTHON)) -m pytest -p no:cacheprovider -m topology tests/topology $(ARGS)
+
+# The same stack by hand, with the examples published: prints the UI's URL and a login; Ctrl-C
+# stops it.
+airflow: $(STAMP)
+	$(PYTHON) tests/topology/stack.py
 
 # Every Airflow line of tox.ini (3.3, 3.0, 2.11, 2.10), one after the other.
 test-matrix: $(STAMP) $(TOX)

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from run_artifacts import user_artifacts  # noqa: F401 - the tests import it from here
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 FLOWS = Path(__file__).resolve().parent / "flows"
@@ -67,24 +69,6 @@ def run_locally(flow: str | Path, *args: str) -> str:
         cwd=SESSION_DIR,
     )
     return run_id_file.read_text().strip()
-
-
-def user_artifacts(flow_name: str, run_id: str) -> dict[str, dict[str, Any]]:
-    """Every user artifact of every task of a run, keyed by step and foreach index path
-    (``leaf[2, 1]``: split 1 of the inner foreach inside split 2 of the outer one)."""
-    from metaflow import Run, namespace
-
-    namespace(None)
-    result: dict[str, dict[str, Any]] = {}
-    for step in Run(f"{flow_name}/{run_id}"):
-        for task in step:
-            stack = task["_foreach_stack"].data if "_foreach_stack" in task else []  # failed tasks
-            indexes = [frame.index for frame in stack]
-            key = f"{step.id}{indexes}" if indexes else step.id
-            result[key] = {
-                a.id: a.data for a in task.artifacts if not a.id.startswith("_") and a.id != "name"
-            }
-    return result
 
 
 def publisher(store_url: str) -> Callable[..., Any]:

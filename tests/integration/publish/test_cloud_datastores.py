@@ -25,11 +25,10 @@ from conftest import (
     AZURITE,
     AZURITE_ACCOUNT,
     AZURITE_KEY,
-    _free_port,
-    _server,
     azurite_connection_string,
 )
 from helpers import REPO
+from servers import free_port, server
 
 from metaflow_airflow import ManifestStore
 from metaflow_airflow.airflow.compute.local import unpack_code_package
@@ -169,7 +168,7 @@ def azurite_tls(tmp_path_factory: pytest.TempPathFactory):
 
     folder = tmp_path_factory.mktemp("azurite-tls")
     cert, key = _self_signed_certificate(folder)
-    port = _free_port()
+    port = free_port()
     endpoint = f"https://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
     argv = [
         str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
@@ -177,7 +176,7 @@ def azurite_tls(tmp_path_factory: pytest.TempPathFactory):
         str(key), "--oauth", "basic",
     ]
     context = ssl.create_default_context(cafile=str(cert))
-    with _server("azurite (https)", argv, folder / "azurite.log", endpoint, context=context):
+    with server("azurite (https)", argv, folder / "azurite.log", endpoint, context=context):
         yield endpoint, cert
 
 

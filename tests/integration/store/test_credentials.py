@@ -11,8 +11,8 @@ from pathlib import Path
 
 import fsspec
 import pytest
-from conftest import AWS_ENV
 from helpers import METAFLOW_SYSROOT, flow_path
+from servers import AWS_ENV
 
 from metaflow_airflow import CompileError, ManifestStore, StoreError
 from metaflow_airflow.airflow import connections

@@ -7,21 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+from servers import AWS_ENV, free_port, start, stop, wait_until_up
 
 
 class MotoServer:
@@ -29,20 +21,22 @@ class MotoServer:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{port}"
-        env = {**os.environ, **AWS_ENV, "MOTO_RECORDER_FILEPATH": str(folder / "requests.jsonl")}
+        self.folder = folder
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, on the same port: a restart after :meth:`stop` is served
+        empty, as moto keeps everything in memory)."""
+        env = {
+            **os.environ,
+            **AWS_ENV,
+            "MOTO_RECORDER_FILEPATH": str(self.folder / "requests.jsonl"),
+        }
         binary = Path(sys.executable).parent / "moto_server"
-        with open(folder / "moto_server.log", "wb") as log:
-            self.process = subprocess.Popen(
-                [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        argv = [str(binary), "-H", "127.0.0.1", "-p", str(self.port)]
+        self.process = start(argv, self.folder / "moto_server.log", env)
         self._wait_until_up()
 
     @property
@@ -51,10 +45,17 @@ class MotoServer:
 
     def bucket(self) -> str:
         """A new empty bucket; returns its ``s3://`` URL."""
-        import s3fs
+        import boto3
 
         name = f"mfa-test-{uuid.uuid4().hex[:16]}"
-        s3fs.S3FileSystem(**self.storage_options, skip_instance_cache=True).mkdir(name)
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            region_name=AWS_ENV["AWS_DEFAULT_REGION"],
+        )
+        client.create_bucket(Bucket=name)  # credentials of its own: not this process's
         return f"s3://{name}"
 
     def record(self) -> None:
@@ -78,14 +79,7 @@ class MotoServer:
         self._wait_until_up()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
 
     def _api(self, action: str, method: str = "POST") -> str:
         request = urllib.request.Request(
@@ -96,15 +90,9 @@ class MotoServer:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.read().decode()
 
-    def _wait_until_up(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with code {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"moto_server did not answer on {self.endpoint} within {timeout} s")
+    def _wait_until_up(self) -> None:
+        try:
+            wait_until_up("moto_server", f"{self.endpoint}/moto-api/", self.process)
+        except RuntimeError:
+            self.stop()
+            raise
