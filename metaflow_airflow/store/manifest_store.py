@@ -261,14 +261,25 @@ class ManifestStore:
     @_store_operation("read")
     def read_version(self, dag_id: str, version: str) -> FlowManifest:
         """One stored version, validated."""
+        data, _ = self.read_version_raw(dag_id, version)
+        return accept_manifest(data, self.version_url(dag_id, version), dag_id)
+
+    @_store_operation("list")
+    def version_names(self, dag_id: str) -> list[str]:
+        """The names of every stored version of ``dag_id``, oldest first."""
+        return self._objects.version_names(dag_id)
+
+    @_store_operation("read")
+    def read_version_raw(self, dag_id: str, version: str) -> tuple[bytes, bytes | None]:
+        """One stored version's bytes and its signature sidecar's (``None``: unsigned)."""
+        path = self._objects.version_path(dag_id, version)
         url = self.version_url(dag_id, version)
         try:
-            data = self.fs.cat_file(self._objects.version_path(dag_id, version))
+            return self.fs.cat_file(path), self._objects.read_optional(path + SIGNATURE_SUFFIX)
         except FileNotFoundError as exc:
             raise StoreError(f"no version {url}") from exc
         except OSError as exc:
             raise StoreError(f"cannot read {url}: {self._objects.cloud.explain(exc)}") from exc
-        return accept_manifest(data, url, dag_id)
 
     @_store_operation("list")
     def listing(self) -> dict[str, str]:

@@ -23,6 +23,7 @@ from metaflow_airflow.airflow.compute.context import (
     resolve_or_fail,
     task_ref_from_context,
 )
+from metaflow_airflow.airflow.compute.run_version import stay_on_run_version
 from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
 from metaflow_airflow.manifest.models import (
     ContainerScript,
@@ -86,6 +87,7 @@ class MetaflowKubernetesOperator(BoundStep, KubernetesPodOperator, SkipMixin):
         return super().build_pod_request_obj(context, **kwargs)
 
     def execute(self, context: Any) -> list[int] | None:
+        stay_on_run_version(self, context)
         result = super().execute(context)
         if isinstance(result, str):
             result = json.loads(result)

@@ -24,6 +24,7 @@ from metaflow_airflow.airflow.compute.context import (
     resolve_or_fail,
     task_ref_from_context,
 )
+from metaflow_airflow.airflow.compute.run_version import stay_on_run_version
 from metaflow_airflow.airflow.ui import MetaflowUILink, record_metaflow_ids
 from metaflow_airflow.manifest.models import CodePackage, FlowManifest
 from metaflow_airflow.runtime.commands import (
@@ -47,6 +48,7 @@ class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
     operator_extra_links = (MetaflowUILink(),)
 
     def execute(self, context: Any) -> list[int] | None:
+        stay_on_run_version(self, context)
         ref = task_ref_from_context(context, self.manifest, self.step)
         invocation = resolve_or_fail(self.manifest, self.step, ref)
         self.log.info("Metaflow task %s (attempt %s)", invocation.pathspec, invocation.retry_count)

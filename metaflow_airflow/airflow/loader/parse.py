@@ -26,7 +26,9 @@ from metaflow_airflow.airflow.loader.cache import CachedManifest, CacheEntry, Ma
 from metaflow_airflow.airflow.loader.fetcher import StoreFetcher, Unavailable
 from metaflow_airflow.airflow.loader.policy import Outcome, Refresh, ServingPolicy, log
 from metaflow_airflow.airflow.loader.sharding import check_shard, shard_of
+from metaflow_airflow.airflow.loader.versions import dag_with_task
 from metaflow_airflow.errors import ManifestError, MetaflowAirflowError, StoreError
+from metaflow_airflow.manifest.models import FlowManifest
 from metaflow_airflow.manifest.signing import MISMATCH, signature_check
 from metaflow_airflow.settings import Settings, get_settings
 from metaflow_airflow.store.objects import manifest_url, shown_url
@@ -59,13 +61,18 @@ def load_dags(
             shard,
             shards,
         )
-        wanted = get_parsing_context().dag_id
+        context = get_parsing_context()
+        wanted = context.dag_id
         prefix = settings.dag_id_prefix
         with _collector_paused():
             if not wanted:
                 dags = loader.everything()
-            else:  # a task's parse: only its DAG, if it is one of the store's
-                dags = loader.only(wanted[len(prefix) :]) if wanted.startswith(prefix) else {}
+            elif wanted.startswith(prefix):  # a task's parse: only its DAG
+                dags = loader.only(wanted[len(prefix) :])
+                if context.task_id:
+                    dags = loader.with_task(dags, wanted[len(prefix) :], context.task_id)
+            else:  # not one of the store's
+                dags = {}
     except MetaflowAirflowError as exc:
         if settings.strict:
             raise
@@ -209,6 +216,25 @@ class _Loader:
         entries[dag_id], outcome = accepted
         self.policy.save(entries)
         return self._finish({dag_id: outcome}, {})
+
+    def with_task(self, dags: dict[str, DAG], dag_id: str, task_id: str) -> dict[str, DAG]:
+        """A worker's parse for a task the current manifest does not have (a run that started
+        on an older version): the DAG of the newest stored version that has it (see
+        :mod:`.versions`); the task then runs its run's version."""
+        prefix = self.settings.dag_id_prefix
+        dag = dags.get(prefix + dag_id)
+        if not self.owns(dag_id) or (dag is not None and task_id in dag.task_dict):
+            return dags
+
+        def build(manifest: FlowManifest, url: str) -> DAG:
+            return build_dag(manifest, url, dag_id_prefix=prefix)
+
+        try:
+            older = dag_with_task(self.fetcher, dag_id, task_id, build)
+        except Unavailable as exc:
+            log.warning("metaflow-airflow: cannot read the versions of %s: %s", dag_id, exc)
+            return dags
+        return dags if older is None else {**dags, older.dag_id: older}
 
     def _read_torn_again(
         self,
