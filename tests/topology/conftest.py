@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack import Stack
+from stack import Stack, stop_on_signals
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stop_on_signals()  # a SIGTERM to pytest still stops the stack's processes
     python = os.environ.get("METAFLOW_AIRFLOW_TOPOLOGY_PYTHON", sys.executable)
     topology = Stack(tmp_path_factory.mktemp("topology"), python=python)
     topology.start()

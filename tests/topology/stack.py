@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -310,8 +311,8 @@ class Stack:
 
     def stop(self) -> None:
         """Every process of the stack, its children with it; the PostgreSQL folder."""
-        for name in reversed(list(self.processes)):
-            stop(self.processes[name], timeout=15)
+        with ThreadPoolExecutor(max(1, len(self.processes))) as pool:  # all at once
+            list(pool.map(lambda process: stop(process, timeout=15), self.processes.values()))
         if self.moto is not None:
             self.moto.stop()
         self.redis.stop()
@@ -406,8 +407,20 @@ def _airflow_settings(stack: Stack, postgres: Postgres, redis: Redis) -> dict[st
     }
 
 
+def stop_on_signals() -> None:
+    """SIGINT (Ctrl-C, even where a shell started this in the background with SIGINT ignored)
+    and SIGTERM raise KeyboardInterrupt, so that whatever started the stack stops it."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str]) -> int:
     """``make airflow``: the stack until Ctrl-C, with the examples published."""
+    stop_on_signals()
     root = Path(tempfile.mkdtemp(prefix="metaflow-airflow-stack-"))
     stack = Stack(root, python=argv[1] if len(argv) > 1 else sys.executable)
     print(f"starting Airflow {stack.major} (CeleryExecutor, PostgreSQL, Redis) in {root} ...")
