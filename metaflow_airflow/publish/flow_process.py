@@ -100,7 +100,7 @@ def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
     refuse_unsupported_flow_decorators(flow)
     triggers = compile_triggers(flow, parameters)
     finish_asset = compile_finish_asset(flow)
-    _wait_for_go_ahead(dag_id, flow.name)
+    _wait_for_go_ahead(dag_id, flow.name, obj)
 
     # Metaflow rewrites its token file in place: concurrent first publishes of one flow would
     # read it half-written, so they take turns.
@@ -143,13 +143,18 @@ def compile_and_upload(obj: Any, request: CompileRequest) -> CompileOutcome:
     return CompileOutcome(manifest=manifest, warnings=_warnings(compute, obj.metadata.TYPE))
 
 
-def _wait_for_go_ahead(dag_id: str, flow_name: str) -> None:
-    """Say what was compiled and wait until the publisher agrees (the store can be written, and
-    the DAG id is this flow's): a publish that stops here has uploaded nothing."""
+def _wait_for_go_ahead(dag_id: str, flow_name: str, obj: Any) -> None:
+    """Say what was compiled and where its code package goes, and wait until the publisher
+    agrees (the store can be written, the datastore answers, the DAG id is this flow's): a
+    publish that stops here has uploaded nothing."""
+    datastore, root = obj.flow_datastore.TYPE, obj.flow_datastore.datastore_root
     compiled = {
         "dag_id": dag_id,
         "flow_name": flow_name,
         "flow_file": os.path.basename(sys.argv[0]),
+        "datastore": datastore,
+        "datastore_root": root,
+        "datastore_env": _runtime_config_env(datastore, root, obj.metadata.TYPE),
     }
     print(COMPILED_MARK + json.dumps(compiled), file=sys.stderr, flush=True)
     if sys.stdin.readline().strip() != GO_AHEAD:

@@ -121,7 +121,7 @@ def publish_flow(
         ]
         with _flow_process(argv, flow_path.parent, env) as process:
             store = _open_store(request, process)
-            approve = functools.partial(_check_owner, store, request.replace)
+            approve = functools.partial(_approve, store, request.replace)
             returncode, stderr = _follow(process, progress, approve)
         outcome = json.loads(result_file.read_text()) if result_file.exists() else None
     if outcome and "error" in outcome:
@@ -184,7 +184,38 @@ def _open_store(request: PublishRequest, process: subprocess.Popen[str]) -> Mani
     return store
 
 
-def _check_owner(store: ManifestStore, replace: bool, compiled: Mapping[str, str]) -> None:
+def _approve(store: ManifestStore, replace: bool, compiled: Mapping[str, Any]) -> None:
+    """What the flow process compiled may be uploaded: its datastore answers, and the DAG id
+    is this flow's."""
+    _check_datastore(compiled)
+    _check_owner(store, replace, compiled)
+
+
+def _check_datastore(compiled: Mapping[str, Any]) -> None:
+    """One request to the Metaflow datastore the code package goes to, with few retries: an
+    unreachable one fails the publish now, not after Metaflow's own retries (minutes)."""
+    import fsspec
+
+    from metaflow_airflow.store.clouds.registry import cloud_for_datastore
+
+    kind, root = compiled.get("datastore", "local"), str(compiled.get("datastore_root", ""))
+    if kind == "local" or not root:
+        return
+    cloud = cloud_for_datastore(kind)
+    url, options = cloud.package_location(root.removeprefix("az://"), compiled["datastore_env"])
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **cloud.probe_options(options))
+        fs.info(path)
+    except FileNotFoundError:
+        return  # a first publish: nothing under the root yet
+    except Exception as exc:  # the clients' own errors (botocore's...) are no OSError
+        raise PublishError(
+            f"cannot reach the Metaflow {kind} datastore {root}: "
+            f"{cloud.explain(exc, datastore=True)}"
+        ) from exc
+
+
+def _check_owner(store: ManifestStore, replace: bool, compiled: Mapping[str, Any]) -> None:
     """Refuse to publish over a DAG id whose current manifest is another flow's (another flow
     class, or a flow file of another name), unless asked to ``replace`` it."""
     dag_id = compiled["dag_id"]
@@ -205,7 +236,7 @@ def _check_owner(store: ManifestStore, replace: bool, compiled: Mapping[str, str
 def _follow(
     process: subprocess.Popen[str],
     progress: Callable[[str], None] | None,
-    approve: Callable[[Mapping[str, str]], None],
+    approve: Callable[[Mapping[str, Any]], None],
 ) -> tuple[int, str]:
     """Hand the flow process' progress lines on as they come (packaging and uploading can take
     a while), and let it upload once ``approve`` accepts what it compiled (else it is stopped

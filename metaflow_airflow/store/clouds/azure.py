@@ -28,7 +28,7 @@ class AzureCloud(Cloud):
     has_buckets: ClassVar[bool] = True
     bucket_word: ClassVar[str] = "container"
 
-    def explain(self, error: BaseException) -> str:
+    def explain(self, error: BaseException, *, datastore: bool = False) -> str:
         for cause in causes(error):
             if named(cause, "ClientAuthenticationError", "CredentialUnavailableError"):
                 return (
@@ -44,7 +44,7 @@ class AzureCloud(Cloud):
                 )
             if getattr(cause, "error_code", None) == "ContainerNotFound":
                 return "the container does not exist; create it, or correct the store URL"
-        return super().explain(error)
+        return super().explain(error, datastore=datastore)
 
     def replace_if_unchanged(self, fs: Any, path: str, data: bytes, tag: str) -> None:
         from azure.core import MatchConditions

@@ -77,9 +77,10 @@ class Cloud:
 
     # --- failures --------------------------------------------------------------------------
 
-    def explain(self, error: BaseException) -> str:
+    def explain(self, error: BaseException, *, datastore: bool = False) -> str:
         """A failure of this store in plain words, with what fixes it: what a command prints
-        after the store's URL instead of the client's traceback."""
+        after the store's URL instead of the client's traceback (``datastore``: of Metaflow's
+        datastore on this cloud, which Metaflow's configuration reaches, not the options)."""
         for cause in causes(error):
             if isinstance(cause, PermissionError):
                 return (
@@ -154,6 +155,10 @@ class Cloud:
             env[variable] = getattr(metaflow_config, attribute)
         env.update({var: environ.get(var) for var in self.task_passthrough})
         return env
+
+    def probe_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` for one quick request that checks the store answers (few retries)."""
+        return dict(options)
 
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         """The code package ``url`` as an fsspec URL with the options that reach it, given the

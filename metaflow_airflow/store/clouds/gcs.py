@@ -30,7 +30,7 @@ class GcsCloud(Cloud):
     # gcsfs logs each request it gives up on, traceback included.
     noisy_loggers: ClassVar[tuple[str, ...]] = ("gcsfs",)
 
-    def explain(self, error: BaseException) -> str:
+    def explain(self, error: BaseException, *, datastore: bool = False) -> str:
         for cause in causes(error):
             if named(cause, "DefaultCredentialsError", "RefreshError"):
                 return (
@@ -52,7 +52,7 @@ class GcsCloud(Cloud):
                     f"access denied ({one_line(cause)}); use credentials allowed to list, read "
                     "and write the bucket (roles/storage.objectAdmin)"
                 )
-        return super().explain(error)
+        return super().explain(error, datastore=datastore)
 
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         if env.get(EMULATOR_HOST):

@@ -48,14 +48,19 @@ class S3Cloud(Cloud):
 
     has_buckets: ClassVar[bool] = True
 
-    def explain(self, error: BaseException) -> str:
+    def explain(self, error: BaseException, *, datastore: bool = False) -> str:
         for cause in causes(error):
             if named(cause, "NoCredentialsError", "PartialCredentialsError"):
-                return NO_CREDENTIALS
+                return NO_CREDENTIALS.split(", or give")[0] if datastore else NO_CREDENTIALS
             if named(
                 cause, "EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"
             ):
                 endpoint = getattr(cause, "kwargs", {}).get("endpoint_url", "the S3 endpoint")
+                if datastore:
+                    return (
+                        f"cannot connect to {_origin(endpoint)}; check Metaflow's S3 endpoint "
+                        "(METAFLOW_S3_ENDPOINT_URL) and the network"
+                    )
                 return (
                     f"cannot connect to {_origin(endpoint)}; check the endpoint URL "
                     '(--storage-options \'{"client_kwargs": {"endpoint_url": ...}}\' or '
@@ -71,7 +76,7 @@ class S3Cloud(Cloud):
                     "access denied; use credentials allowed to list, read and write the bucket "
                     "(s3:ListBucket, s3:GetObject, s3:PutObject, s3:DeleteObject)"
                 )
-        return super().explain(error)
+        return super().explain(error, datastore=datastore)
 
     def prepare(self, fs: Any) -> None:
         """Parse the responses' timestamps the fast way; sets up the client, without a
@@ -94,6 +99,10 @@ class S3Cloud(Cloud):
             if any(_error_code(error) in _CONFLICT_CODES for error in (exc, exc.__cause__)):
                 raise WriteConflict() from exc
             raise
+
+    def probe_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        config = {"retries": {"max_attempts": 2}, "connect_timeout": 10}
+        return {**options, "config_kwargs": {**config, **options.get("config_kwargs", {})}}
 
     def package_location(self, url: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         endpoint = env.get("METAFLOW_S3_ENDPOINT_URL")

@@ -187,3 +187,23 @@ def test_an_unchanged_flow_is_not_published_again(publish, store_url):
     changed = publish("branch_flow.py", tags=("team:ml",))
     assert changed.unchanged_version is None
     assert len(ManifestStore(store_url).history("BranchFlow")) == 2
+
+
+def test_an_unreachable_datastore_stops_the_publish_before_the_upload(
+    publish, store_url, s3_env, monkeypatch
+):
+    """Metaflow would retry its uploads for minutes; one quick request says why at once."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("METAFLOW_S3_ENDPOINT_URL", endpoint)
+    options = ("--datastore=s3", "--datastore-root=s3://unreachable/metaflow")
+    with pytest.raises(PublishError) as refused:
+        publish("branch_flow.py", metaflow_options=options)
+    assert str(refused.value) == (
+        f"cannot reach the Metaflow s3 datastore s3://unreachable/metaflow: cannot connect to "
+        f"{endpoint}; check Metaflow's S3 endpoint (METAFLOW_S3_ENDPOINT_URL) and the network"
+    )
+    assert ManifestStore(store_url).list() == []
