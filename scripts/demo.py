@@ -64,7 +64,8 @@ def next_steps(demo: Path, flow: str = "ForeachFlow", artifact: str = "results")
         f"METAFLOW_DATASTORE_SYSROOT_LOCAL={datastore} {python} -c {shlex.quote(client)}",
     ]
     if _make_target("airflow"):
-        lines += ["# Airflow's UI with these DAGs", "make airflow"]
+        stack = "# Airflow's UI: the examples on a local production stack; Ctrl-C stops it"
+        lines += [stack, "make airflow"]
     return lines
 
 
