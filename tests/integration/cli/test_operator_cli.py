@@ -94,3 +94,28 @@ def test_every_command_has_help_with_examples(command):
     text = invoke(command, "--help").stdout
     assert "Example" in text, text
     assert isinstance(cli.commands[command], click.Command)
+
+
+def test_show_names_each_steps_retries_timeout_resources_and_compute():
+    from manifests import FOREACH_STEPS, make_manifest
+
+    from metaflow_airflow.cli.show import step_details
+    from metaflow_airflow.manifest.models import PodSpec, Resources
+
+    step = FOREACH_STEPS[1].model_copy(
+        update={
+            "retries": 3,
+            "retry_delay_seconds": 120,
+            "timeout_seconds": 600,
+            "resources": Resources(cpu=0.5, memory_mb=2048, gpu=1),
+            "pod": PodSpec(image="registry.example.com/ml:1.4", namespace="ml"),
+        }
+    )
+    pods = make_manifest(FOREACH_STEPS, kubernetes=True)
+    assert step_details(pods, step) == (
+        "retries 3 (120 s apart); timeout 600 s; cpu 0.5, memory 2048 MB, disk 10240 MB, "
+        "gpu 1 (nvidia); kubernetes pod registry.example.com/ml:1.4 in ml"
+    )
+    assert step_details(make_manifest(FOREACH_STEPS), FOREACH_STEPS[0]) == (
+        "retries 0; no timeout; cpu 1, memory 4096 MB, disk 10240 MB; local process on the worker"
+    )
