@@ -7,8 +7,10 @@ All of them derive from :class:`MetaflowAirflowError`, so callers can catch one 
     ├── PublishError      packaging or uploading failed after a successful compile
     ├── StoreError        the manifest store cannot be listed, read or written
     ├── SigningKeyError   the manifest signing key is misconfigured (unreadable, too short)
-    └── ManifestError     a stored manifest is not valid (names the manifest URL and the field)
-        └── SignatureError    its signature is missing or does not match (``require_signed``)
+    ├── ManifestError     a stored manifest is not valid (names the manifest URL and the field)
+    │   └── SignatureError    its signature is missing or does not match (``require_signed``)
+    ├── AirflowApiError   Airflow's REST API is unreachable, refused the call, or lacks the DAG
+    └── ParameterError    a run parameter the flow does not have, or a value of the wrong type
 """
 
 from __future__ import annotations
@@ -45,3 +47,12 @@ class SignatureError(ManifestError):
 
 class SigningKeyError(MetaflowAirflowError):
     """The signing key is configured but unusable (both sources set, unreadable, too short)."""
+
+
+class AirflowApiError(MetaflowAirflowError):
+    """Airflow's REST API cannot be reached, refused a call (401, 403...), or has no such DAG."""
+
+
+class ParameterError(MetaflowAirflowError):
+    """A run parameter that the published flow does not have, or a value of the wrong type:
+    refused before anything is sent to Airflow."""

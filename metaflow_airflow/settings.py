@@ -95,6 +95,32 @@ class Settings(BaseModel):
         "its pathspec. Also read from Airflow's configuration ([metaflow_airflow] ui_url).",
     )
 
+    api_url: str | None = Field(
+        default=None,
+        description="Base URL of the Airflow API server that `metaflow-airflow trigger`, `runs` "
+        "and the Deployer call (Airflow 3's api-server or Airflow 2's webserver), e.g. "
+        "http://localhost:8080.",
+    )
+    api_username: str | None = Field(
+        default=None,
+        description="User name for the Airflow API (a JWT from /auth/token on Airflow 3, basic "
+        "auth on Airflow 2).",
+    )
+    api_password: SecretStr | None = Field(
+        default=None, description="Password of that Airflow API user."
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="A ready bearer token for the Airflow API, instead of a user name and "
+        "password.",
+    )
+    dag_wait_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long `trigger` and the Deployer wait for Airflow to parse a DAG just "
+        "published before giving up.",
+    )
+
     @field_validator("storage_options", mode="before")
     @classmethod
     def _json_object(cls, value: Any) -> Any:

@@ -25,6 +25,8 @@ SUBCOMMANDS = {
     "rollback": ("rollback", "rollback_command"),
     "delete": ("delete", "delete_command"),
     "validate": ("validate", "validate_command"),
+    "trigger": ("trigger", "trigger_command"),
+    "runs": ("runs", "runs_command"),
 }
 
 

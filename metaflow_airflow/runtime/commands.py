@@ -74,7 +74,8 @@ def render_step_commands(
         *metaflow.top_level_options,
         "--quiet",
         f"--metadata={metaflow.metadata}",
-        f"--environment={metaflow.environment}",
+        # The environment type (conda, pypi...) reaches every step, start or not.
+        "--environment", metaflow.environment,
         f"--datastore={metaflow.datastore}",
         f"--datastore-root={metaflow.datastore_root}",
         "--no-pylint",

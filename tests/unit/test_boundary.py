@@ -2,8 +2,10 @@
 
 - ``publish/`` imports Metaflow, never Airflow nor ``airflow/``;
 - ``airflow/`` imports Airflow, never Metaflow nor ``publish/``;
-- the core (``manifest/``, ``store/``, ``runtime/``, ``errors``, ``settings``) imports neither
-  world, nor either side's package;
+- the core (``manifest/``, ``store/``, ``runtime/``, ``rest/``, ``errors``, ``settings``) imports
+  neither world, nor either side's package;
+- the Metaflow extension (``metaflow_extensions/airflow_manifest``) is publish-side: Metaflow and
+  ``publish/``, never Airflow nor ``airflow/``;
 - ``cli/`` and ``mwaa/`` import both sides' packages only inside the commands that need them.
 
 Checked twice: every import statement of every module of a folder, wherever it stands (a lazy
@@ -30,7 +32,7 @@ import metaflow_airflow
 from metaflow_airflow import ManifestStore, errors
 
 PACKAGE = REPO / "metaflow_airflow"
-CORE = ["manifest", "store", "runtime", "errors.py", "settings.py", "version.py"]
+CORE = ["manifest", "store", "runtime", "rest", "errors.py", "settings.py", "version.py"]
 # Folder (or module) of the package -> what no import statement in it may name: a top-level
 # package, or a subpackage of ours.
 FORBIDDEN = {
@@ -110,6 +112,22 @@ def forbidden_imports(part: str) -> list[str]:
 def test_no_module_of_a_folder_imports_the_world_it_must_not(part: str):
     assert module_files(part), f"metaflow_airflow/{part} is gone: update the boundary"
     assert forbidden_imports(part) == []
+
+
+EXTENSION = REPO / "metaflow_extensions" / "airflow_manifest"
+
+
+def test_the_metaflow_extension_is_publish_side():
+    """The flow command and the Deployer run in Metaflow's processes: never Airflow."""
+    files = sorted(EXTENSION.rglob("*.py"))
+    assert files, "metaflow_extensions/airflow_manifest is gone: update the boundary"
+    found = [
+        f"{file.relative_to(REPO)}:{line}: {module}"
+        for file in files
+        for line, module in imported_names(file)
+        if names_one_of(module, FORBIDDEN["publish"])
+    ]
+    assert found == []
 
 
 def test_the_check_sees_a_lazy_import_of_the_wrong_world(tmp_path: Path, monkeypatch):

@@ -4,7 +4,7 @@ them): Airflow Param types, deploy-time and JSON defaults, required parameters, 
 from __future__ import annotations
 
 import pytest
-from metaflow import FlowSpec, JSONType, Parameter
+from metaflow import Config, FlowSpec, JSONType, Parameter
 from metaflow_start import TwoSteps, fresh_metaflow_state, start_flow  # noqa: F401 (a fixture)
 
 from metaflow_airflow.errors import CompileError
@@ -155,3 +155,14 @@ def test_parameters_keep_their_declaration_order() -> None:
     """The Params form lists them as the flow declares them, not as Metaflow sorts them."""
     names = [p.name for p in compile_parameters(start_flow(TypesFlow).flow)]
     assert names == ["text", "count", "ratio", "loud", "config", "mapping"]
+
+
+class ConfigFlow(TwoSteps):
+    settings = Config("settings", default_value={"a": {"b": 1}})
+    day = Parameter("day", default="mon")
+
+
+def test_a_config_is_no_run_parameter() -> None:
+    """A Config is fixed at publish (METAFLOW_FLOW_CONFIG_VALUE): as a DAG Param its dict
+    default failed Airflow's own validation, and every trigger of the DAG was refused."""
+    assert list(compiled(ConfigFlow)) == ["day"]

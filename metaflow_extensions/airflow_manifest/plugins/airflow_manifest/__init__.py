@@ -1,0 +1,1 @@
+"""The ``airflow-manifest`` flow command and Deployer provider (see ``mfextinit_airflow_manifest``)."""
