@@ -125,3 +125,17 @@ def test_timeout_with_catch_keeps_metaflows_timeout_exception(parse, store_url):
     local = user_artifacts("TimeoutCatchFlow", run_locally("timeout_catch_flow.py"))
     assert on_airflow["end"]["failure_type"] == local["end"]["failure_type"]
     assert on_airflow["end"]["failure_type"].endswith("TimeoutException")
+
+
+def test_a_join_merges_the_identical_catches_of_a_foreach(parse, store_url):
+    """Every task of a code package runs in one folder, as under ``run``: the tracebacks @catch
+    keeps are identical in every split, and merge_artifacts takes them as one value."""
+    publisher(store_url)("catch_in_foreach_flow.py")
+    dag_run = run_dag(parse(store_url).get_dag("CatchInForeachFlow"))
+    assert run_state(dag_run) == "success"
+    run_id = metaflow_run_id(dag_run.run_id, "CatchInForeachFlow")
+    on_airflow = user_artifacts("CatchInForeachFlow", run_id)
+    local = user_artifacts("CatchInForeachFlow", run_locally("catch_in_foreach_flow.py"))
+    assert (
+        on_airflow["end"]["failure_type"] == local["end"]["failure_type"] == "builtins.ValueError"
+    )

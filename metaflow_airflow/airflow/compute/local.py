@@ -4,14 +4,18 @@ back through a private file."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,7 +59,7 @@ class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
         record_metaflow_ids(context, invocation)
         python = get_settings().local_python or sys.executable
         with tempfile.TemporaryDirectory(prefix="metaflow-airflow-") as workdir:
-            root = unpack_code_package(self.manifest, workdir)
+            root = unpack_code_package(self.manifest, get_settings().cache_dir / "code")
             result_file = os.path.join(workdir, RESULT_FILE)
             commands = render_step_commands(
                 self.manifest, self.step, invocation, python=python, result_file=result_file
@@ -154,16 +158,35 @@ class MetaflowLogCapture:
             self.log.warning("Metaflow could not save this task's logs: %s", saved.stderr.strip())
 
 
-def unpack_code_package(manifest: FlowManifest, workdir: str) -> str:
-    """Fetch the code package from the flow's datastore and unpack it into ``workdir``, with
-    options that reach it where the manifest's Metaflow configuration points (an S3 endpoint, a
-    GCS emulator, an Azure account); credentials are the worker's own."""
+def unpack_code_package(manifest: FlowManifest, folder: str | os.PathLike[str]) -> str:
+    """Fetch the code package from the flow's datastore (with options that reach it where the
+    manifest's Metaflow configuration points: an S3 endpoint, a GCS emulator, an Azure account;
+    credentials are the worker's own) and unpack it once into ``folder/<sha>``.
+
+    Every task of the package runs in that one folder, as all tasks of ``python flow.py run``
+    share the flow's folder and every pod has ``/metaflow``: the code paths Metaflow records
+    (the tracebacks ``@catch`` stores, which a foreach join merges) are the same in all tasks."""
+    package = manifest.code_package
+    root = os.path.join(folder, package.sha)
+    if os.path.isdir(root):
+        return root
     runtime = manifest.metaflow
     cloud = cloud_for_datastore(runtime.datastore)
-    url, options = cloud.package_location(manifest.code_package.url, runtime.env)
-    root = os.path.join(workdir, "code")
-    with fsspec.open(url, "rb", **options) as blob, tarfile.open(fileobj=blob, mode="r:gz") as tar:
-        tar.extractall(root, filter="data")
+    url, options = cloud.package_location(package.url, runtime.env)
+    with fsspec.open(url, "rb", **options) as source:
+        blob = source.read()
+    if hashlib.sha1(blob).hexdigest() != package.sha:  # noqa: S324 (Metaflow's own digest)
+        raise RuntimeError(f"the code package at {url} is not the one published (sha1 differs)")
+    unpacking = f"{root}.{uuid.uuid4().hex}.tmp"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            tar.extractall(unpacking, filter="data")
+        os.rename(unpacking, root)  # atomic; another task may have won meanwhile
+    except OSError:
+        if not os.path.isdir(root):
+            raise
+    finally:
+        shutil.rmtree(unpacking, ignore_errors=True)
     return root
 
 
