@@ -199,12 +199,26 @@ class Stack:
         return dict(self.env)
 
     def run_artifacts(self, flow_name: str, dag_id: str, run_id: str) -> dict[str, Any]:
-        """The user artifacts of every task of the Metaflow run of Airflow run ``run_id``
-        (``tests/run_artifacts.py`` in a process with the stack's Metaflow configuration)."""
+        """The user artifacts of every task of the Metaflow run of Airflow run ``run_id``."""
         from metaflow_airflow.runtime.ids import metaflow_run_id
 
-        argv = [self.python, str(TESTS / "run_artifacts.py"), flow_name,
-                metaflow_run_id(run_id, dag_id)]  # fmt: skip
+        return self.artifacts(flow_name, metaflow_run_id(run_id, dag_id))
+
+    def run_locally(self, flow: str | Path, *args: str) -> str:
+        """``python flow.py run ARGS`` with the stack's Metaflow configuration (the same
+        datastore as the Airflow runs); returns the Metaflow run id."""
+        folder = Path(tempfile.mkdtemp(prefix="local-run-", dir=self.root))
+        run_id_file = folder / "run-id"
+        argv = [self.python, str(flow), "run", "--run-id-file", str(run_id_file), *args]
+        done = subprocess.run(argv, check=False, env=self.env, cwd=folder, capture_output=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{flow} run failed:\n{done.stderr.decode()[-3000:]}")
+        return run_id_file.read_text().strip()
+
+    def artifacts(self, flow_name: str, metaflow_run_id: str) -> dict[str, Any]:
+        """The user artifacts of every task of a Metaflow run (``tests/run_artifacts.py`` in a
+        process with the stack's Metaflow configuration)."""
+        argv = [self.python, str(TESTS / "run_artifacts.py"), flow_name, metaflow_run_id]
         done = subprocess.run(argv, check=True, env=self.env, capture_output=True, text=True)
         return json.loads(done.stdout)
 
@@ -388,6 +402,8 @@ def _airflow_settings(stack: Stack, postgres: Postgres, redis: Redis) -> dict[st
                 "CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(stack.home / "passwords.json"),
                 "DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+                # a task whose worker died is failed (and retried) after this many seconds
+                "SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
             }
         )
     else:
@@ -399,6 +415,7 @@ def _airflow_settings(stack: Stack, postgres: Postgres, redis: Redis) -> dict[st
                 "API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
                 "SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
                 "SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+                "SCHEDULER__SCHEDULER_ZOMBIE_TASK_THRESHOLD": "30",
             }
         )
     return {
