@@ -412,7 +412,7 @@ def _airflow_settings(stack: Stack, postgres: Postgres, redis: Redis) -> dict[st
                 "WEBSERVER__WEB_SERVER_PORT": str(stack.api_port),
                 "WEBSERVER__SECRET_KEY": secrets.token_hex(16),
                 "WEBSERVER__BASE_URL": stack.api_url,
-                "API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
+                "API__AUTH_BACKENDS": "airflow.providers.fab.auth_manager.api.auth.backend.basic_auth",
                 "SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
                 "SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
                 "SCHEDULER__SCHEDULER_ZOMBIE_TASK_THRESHOLD": "30",
