@@ -39,7 +39,7 @@ class LazyGroup(click.Group):
     """A click group whose subcommands are imported when they are looked up."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(SUBCOMMANDS)
+        return sorted(SUBCOMMANDS)  # as click lists the commands of a group
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in SUBCOMMANDS:

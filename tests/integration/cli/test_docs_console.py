@@ -138,3 +138,30 @@ def test_console_blocks_show_what_the_commands_print(doc: Path, tmp_path: Path):
             assert normalised(printed, sandbox) == normalised("\n".join(shown), sandbox), where
         ran += 1
     assert ran == len(console_blocks(doc)) - SKIPPED.get(doc.name, 0)
+
+
+def help_blocks(doc: Path) -> dict[str, str]:
+    """The ``text`` blocks of ``doc`` that show a ``--help``: the command ("" for the group's
+    own) → the text."""
+    pattern = re.compile(
+        r"^```text\n(Usage: metaflow-airflow (\S+) .*?)\n```$", re.MULTILINE | re.DOTALL
+    )
+    return {
+        "" if command.startswith("[") else command: text
+        for text, command in pattern.findall(doc.read_text(encoding="utf-8"))
+    }
+
+
+def test_help_texts_are_the_commands_own():
+    """The docs' help texts (cli.md says so) are the commands' own ``--help`` output, as an
+    80-column terminal shows them (click leaves two columns free)."""
+    from click.testing import CliRunner
+
+    from metaflow_airflow.cli import cli
+
+    shown = [(doc, item) for doc in DOCS for item in help_blocks(doc).items()]
+    assert {"", "publish", "list", "show", "validate"} <= {command for _, (command, _) in shown}
+    for doc, (command, text) in shown:
+        args = [command, "--help"] if command else ["--help"]
+        printed = CliRunner().invoke(cli, args, terminal_width=78, prog_name=COMMAND).output
+        assert printed.rstrip("\n") == text, f"{doc.name}: metaflow-airflow {command} --help"
