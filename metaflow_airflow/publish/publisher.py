@@ -209,6 +209,8 @@ def _check_datastore(compiled: Mapping[str, Any]) -> None:
     except FileNotFoundError:
         return  # a first publish: nothing under the root yet
     except Exception as exc:  # the clients' own errors (botocore's...) are no OSError
+        if not cloud.probe_conclusive(exc):
+            return  # Metaflow's own client provider may hold credentials this probe lacks
         raise PublishError(
             f"cannot reach the Metaflow {kind} datastore {root}: "
             f"{cloud.explain(exc, datastore=True)}"

@@ -27,6 +27,10 @@ class AzureCloud(Cloud):
 
     has_buckets: ClassVar[bool] = True
     bucket_word: ClassVar[str] = "container"
+    provider_credential_errors: ClassVar[tuple[str, ...]] = (
+        "ClientAuthenticationError",
+        "CredentialUnavailableError",
+    )
 
     def explain(self, error: BaseException, *, datastore: bool = False) -> str:
         for cause in causes(error):

@@ -72,6 +72,8 @@ class Cloud:
     bucket_word: ClassVar[str] = "bucket"
     """What the cloud calls it."""
     noisy_loggers: ClassVar[tuple[str, ...]] = ()
+    # Credential errors of a cloud whose Metaflow datastore has its own client provider.
+    provider_credential_errors: ClassVar[tuple[str, ...]] = ()
     """Loggers of its client that print a traceback for a failure a command reports in one
     line (``metaflow-airflow --verbose`` lets them)."""
 
@@ -155,6 +157,12 @@ class Cloud:
             env[variable] = getattr(metaflow_config, attribute)
         env.update({var: environ.get(var) for var in self.task_passthrough})
         return env
+
+    def probe_conclusive(self, error: BaseException) -> bool:
+        """Whether a failed probe of a Metaflow datastore means Metaflow fails too: not when
+        only our credentials were refused, where Metaflow authenticates through a client
+        provider of its own (``METAFLOW_DEFAULT_*_CLIENT_PROVIDER``)."""
+        return not any(named(cause, *self.provider_credential_errors) for cause in causes(error))
 
     def probe_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """``options`` for one quick request that checks the store answers (few retries)."""

@@ -29,6 +29,10 @@ class GcsCloud(Cloud):
     has_buckets: ClassVar[bool] = True
     # gcsfs logs each request it gives up on, traceback included.
     noisy_loggers: ClassVar[tuple[str, ...]] = ("gcsfs",)
+    provider_credential_errors: ClassVar[tuple[str, ...]] = (
+        "DefaultCredentialsError",
+        "RefreshError",
+    )
 
     def explain(self, error: BaseException, *, datastore: bool = False) -> str:
         for cause in causes(error):

@@ -93,3 +93,18 @@ def test_s3_missing_credentials_wrapped_by_another_error():
 def test_an_unknown_failure_keeps_its_own_words_on_one_line():
     assert Cloud().explain(ValueError("first line\n  second line")) == "first line second line"
     assert Cloud().explain(ValueError()) == "ValueError"
+
+
+def test_a_datastore_probe_leaves_provider_credentials_to_metaflow() -> None:
+    """Metaflow reaches Azure and GCS datastores through a client provider of its own: our
+    probe's refused credentials do not fail a publish; S3's (the same boto3 chain) do."""
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+    from botocore.exceptions import NoCredentialsError
+    from google.auth.exceptions import DefaultCredentialsError
+
+    wrapped = RuntimeError("adlfs")
+    wrapped.__cause__ = ClientAuthenticationError("no token")
+    assert not AzureCloud().probe_conclusive(wrapped)
+    assert AzureCloud().probe_conclusive(ServiceRequestError("cannot connect"))
+    assert not GcsCloud().probe_conclusive(DefaultCredentialsError("none"))
+    assert S3Cloud().probe_conclusive(NoCredentialsError())
