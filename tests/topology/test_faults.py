@@ -1,7 +1,11 @@
-"""Faults on the production topology. A Celery worker killed with SIGKILL (and the step process
-it ran: the machine is gone) while it runs a step: Airflow notices the missing heartbeats,
-retries the task per the step's ``@retry``, the run succeeds, Metaflow records the attempt
-(retry count 1), and the next step reads the retry's artifacts, not the killed attempt's."""
+"""Faults on the production topology.
+
+- A Celery worker killed with SIGKILL (and the step process it ran: the machine is gone) while
+  it runs a step: Airflow notices the missing heartbeats, retries the task per the step's
+  ``@retry``, the run succeeds, Metaflow records the attempt (retry count 1), and the next step
+  reads the retry's artifacts, not the killed attempt's.
+- The scheduler killed with SIGKILL and started again while a step runs: the run completes,
+  the step's first attempt counts (no retry)."""
 
 from __future__ import annotations
 
@@ -84,6 +88,28 @@ def test_a_worker_killed_mid_step_is_retried_and_the_run_succeeds(stack, publish
     artifacts = stack.run_artifacts("WorkerKillFlow", dag_id, run_id)
     assert artifacts["work"]["attempt"] == 1
     assert artifacts["end"]["seen"] == 1
+
+
+@pytest.mark.topology
+@pytest.mark.topology_full
+@pytest.mark.timeout(600)
+def test_a_scheduler_restarted_mid_run_lets_the_run_complete(stack, published, tmp_path):
+    flow = tmp_path / "worker_kill_flow.py"
+    gate = tmp_path / "gate"
+    flow.write_text(FLOW.format(gate=str(gate)))
+    dag_id = published(flow, "--name", "SchedulerRestartFlow")
+    run_id = stack.api.trigger(dag_id)
+    _worker_running(stack, " step work ")
+    scheduler = stack.processes["scheduler"]
+    os.killpg(scheduler.pid, signal.SIGKILL)
+    scheduler.wait()
+    stack.start_component("scheduler")
+    gate.touch()
+
+    assert stack.api.wait_for_run(dag_id, run_id, timeout=400) == "success", stack.logs
+    tries = {t["task_id"]: t["try_number"] for t in stack.api.task_instances(dag_id, run_id)}
+    assert tries["work"] == 1
+    assert stack.run_artifacts("WorkerKillFlow", dag_id, run_id)["end"]["seen"] == 0
 
 
 def _worker_running(stack, text: str, timeout: float = 240) -> tuple[str, list[int]]:
