@@ -5,10 +5,14 @@
   ``@retry``, the run succeeds, Metaflow records the attempt (retry count 1), and the next step
   reads the retry's artifacts, not the killed attempt's.
 - The scheduler killed with SIGKILL and started again while a step runs: the run completes,
-  the step's first attempt counts (no retry)."""
+  the step's first attempt counts (no retry).
+- PostgreSQL restarted while a step runs: the components that exit on the lost database are
+  started again (as a service manager would), and the run completes; the test records which
+  exited (``stack.logs``/postgres-restart.json)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -110,6 +114,32 @@ def test_a_scheduler_restarted_mid_run_lets_the_run_complete(stack, published, t
     tries = {t["task_id"]: t["try_number"] for t in stack.api.task_instances(dag_id, run_id)}
     assert tries["work"] == 1
     assert stack.run_artifacts("WorkerKillFlow", dag_id, run_id)["end"]["seen"] == 0
+
+
+@pytest.mark.topology
+@pytest.mark.topology_full
+@pytest.mark.timeout(900)
+def test_postgres_restarted_mid_run_loses_nothing(stack, published, tmp_path):
+    flow = tmp_path / "worker_kill_flow.py"
+    gate = tmp_path / "gate"
+    flow.write_text(FLOW.format(gate=str(gate)))
+    dag_id = published(flow, "--name", "PostgresRestartFlow")
+    run_id = stack.api.trigger(dag_id)
+    _worker_running(stack, " step work ")
+    stack.postgres.stop()
+    time.sleep(10)
+    stack.postgres.start()
+    time.sleep(20)  # what Airflow's components do on their own
+    exited = sorted(name for name, p in stack.processes.items() if p.poll() is not None)
+    for name in exited:
+        stack.start_component(name)
+    (stack.logs / "postgres-restart.json").write_text(json.dumps({"exited": exited}))
+    gate.touch()
+
+    state = stack.api.wait_for_run(dag_id, run_id, timeout=600)
+    tries = {t["task_id"]: t["try_number"] for t in stack.api.task_instances(dag_id, run_id)}
+    assert state == "success", (exited, tries, stack.logs)
+    assert stack.run_artifacts("WorkerKillFlow", dag_id, run_id)["end"]["seen"] == tries["work"] - 1
 
 
 def _worker_running(stack, text: str, timeout: float = 240) -> tuple[str, list[int]]:
