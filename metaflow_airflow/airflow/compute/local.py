@@ -132,7 +132,13 @@ class MetaflowLogCapture:
             if process.poll() is None:  # interrupted (Airflow's timeout): the whole group goes
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        if code != 0:
+        if code != 0:  # as Metaflow's runtime ends a failed task's stderr
+            failed = (
+                b"Task failed with a segmentation fault.\n" if code == -11 else b"Task failed.\n"
+            )
+            assert stderr_tee.stdin is not None
+            stderr_tee.stdin.write(failed)
+            stderr_tee.stdin.flush()
             raise RuntimeError(f"Metaflow step {self.step_name} failed with exit code {code}")
 
     def __exit__(self, *exc_info: object) -> None:
