@@ -25,7 +25,12 @@ from metaflow.runner.deployer import (
     TriggeredRun,
     generate_fake_flow_file_contents,
 )
-from metaflow.runner.utils import get_lower_level_group, handle_timeout, temporary_fifo
+from metaflow.runner.utils import (
+    get_lower_level_group,
+    handle_timeout,
+    make_process_error_message,
+    temporary_fifo,
+)
 
 # Manifest parameter types -> the type names Metaflow's fake flow file understands.
 _FAKE_FLOW_TYPES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "json": "JSON"}
@@ -149,10 +154,8 @@ class AirflowManifestDeployedFlow(DeployedFlow):
             command_obj.sync_wait()
             if command_obj.process.returncode == 0:
                 return AirflowManifestTriggeredRun(deployer=self.deployer, content=content)
-        raise MetaflowException(
-            f"Error triggering {self.deployer.name} on Airflow: "
-            f"{command_obj.log(stream='stderr') if hasattr(command_obj, 'log') else ''}".strip()
-        )
+        # (a command that fails before writing the attribute file raises in handle_timeout)
+        raise MetaflowException(make_process_error_message(command_obj))
 
     def delete(self, **kwargs: Any) -> bool:
         """Remove the manifest from the store (the loader drops the DAG) and the DAG's records
