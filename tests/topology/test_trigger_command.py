@@ -40,12 +40,14 @@ def test_a_paused_dag_is_refused_then_unpaused_and_run_to_the_end(stack, publish
 
     done = run(stack, [CLI, "trigger", DAG, "--unpause", "--wait", "--json",
                        "--param", "count=3", "--param", "alpha=1.5", "--param", "label=typed",
-                       "--param", 'options={"k": 9}'])  # fmt: skip
+                       "--param", 'options={"k": 9}'],
+               METAFLOW_AIRFLOW_UI_URL="https://mf-ui.example/")  # fmt: skip
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["state"] == "success"
     assert info["pathspec"] == f"DeployerFlow/{info['metaflow_run_id']}"
     assert info["airflow_url"].startswith(stack.api_url)
+    assert info["metaflow_ui_url"] == f"https://mf-ui.example/{info['pathspec']}"
     assert "success: 3/3 tasks done" in done.stderr  # the progress lines
     artifacts = stack.run_artifacts("DeployerFlow", DAG, info["run_id"])
     assert artifacts["work"]["summary"] == "typed:4.5:9"
