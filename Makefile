@@ -17,7 +17,7 @@ LIGHT_TESTS := -m "not mwaa and not once and not topology" tests/unit tests/inte
 ENV  ?= airflow211
 ARGS ?=
 
-.PHONY: install demo test test-topology airflow test-matrix tox clean
+.PHONY: install demo test test-topology airflow test-matrix test-conformance tox clean
 
 install: $(STAMP)
 
@@ -46,6 +46,13 @@ airflow: $(STAMP)
 # Every Airflow line of tox.ini (3.3, 3.0, 2.11, 2.10), one after the other.
 test-matrix: $(STAMP) $(TOX)
 	$(TOX)
+
+# The whole conformance matrix (tests/conformance/: every graph shape x behaviour, each flow run
+# under `python flow.py run` and on Airflow and compared) on Airflow 3.3 and 2.11; `make test`
+# runs a subset of it on each line.
+test-conformance: $(STAMP) $(TOX)
+	$(PYTHON) -m pytest -p no:cacheprovider tests/conformance --conformance=all
+	$(TOX) -e airflow211 -- tests/conformance --conformance=all
 
 tox: $(STAMP) $(TOX)
 	$(TOX) -e $(ENV) $(if $(ARGS),-- $(ARGS))

@@ -14,6 +14,15 @@ import pytest
 from helpers import AIRFLOW_HOME, SESSION_DIR, dagbag_parser, publisher
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--conformance",
+        choices=("ci", "all"),
+        default="ci",
+        help="tests/conformance: the subset of each Airflow line (ci) or the whole matrix (all)",
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
