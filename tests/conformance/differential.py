@@ -25,9 +25,14 @@ DOCUMENTED_DIFFERENCES: dict[str, str] = {
     "namespace": "runs on Airflow live in `production:<token>` (as with Metaflow's own "
     "schedulers), runs under `run` in `user:<name>`; `current.namespace`, `current.tags` and "
     "the run's system tags show it",
-    "code folder": "a task on Airflow runs the flow from its code package, unpacked into a "
-    "folder of its own: tracebacks (also those `@catch` stores) name that folder instead of the "
-    "flow file's",
+    "code folder": "a task on Airflow runs the flow, and Metaflow, from its code package, "
+    "unpacked into a folder of its own: tracebacks (also those `@catch` stores) name that "
+    "folder instead of the flow file's and the installed Metaflow's",
+    "times": "timestamps in logs and messages (Metaflow's own log lines carry the time)",
+    "join input order": "a foreach join reached from several steps (a switch inside the "
+    "body): under `run`, Metaflow lists the inputs grouped by the step each split ended in, in "
+    "an order that changes from run to run (a set's); on Airflow they come in split order. The "
+    "suite's flows read such inputs in an order of their own",
     "system tags": "Metaflow's own system tags (`runtime:`, `python_version:`, "
     "`metaflow_version:`) are compared without their values: the Airflow worker's Python may "
     "differ from the publishing one",
@@ -36,6 +41,8 @@ DOCUMENTED_DIFFERENCES: dict[str, str] = {
 PLACEHOLDER_RUN = "<run id>"
 PLACEHOLDER_NAMESPACE = "<namespace>"
 PLACEHOLDER_FOLDER = "<code folder>"
+PLACEHOLDER_TIME = "<time>"
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?")
 SYSTEM_TAG_KINDS = ("runtime", "python_version", "metaflow_version", "metaflow_r_version")
 
 
@@ -115,13 +122,14 @@ class _Canon:
         self.tasks = tasks
         self.namespaces = namespaces
         self.pathspec = re.compile(rf"{re.escape(PLACEHOLDER_RUN)}/(\w+)/([\w-]+)")
-        self.folder = re.compile(r"(?:/[^/\s\"']+)+/(?=\w+_flow\.py)")
+        self.folder = re.compile(r"(?:/[^/\s\"']+)+/(?=\w+_flow\.py|metaflow/)")
 
     def _text(self, text: str) -> str:
         if text in self.namespaces:
             return PLACEHOLDER_NAMESPACE
         if text in self.tasks:
             return self.tasks[text]
+        text = TIMESTAMP.sub(PLACEHOLDER_TIME, text)
         text = self.folder.sub(PLACEHOLDER_FOLDER + "/", text.replace(self.run_id, PLACEHOLDER_RUN))
         return self.pathspec.sub(
             lambda m: f"{PLACEHOLDER_RUN}/{m.group(1)}/{self.tasks.get(m.group(2), m.group(2))}",
@@ -180,18 +188,23 @@ def compare_runs(control: RunRecord, airflow: RunRecord) -> list[str]:
         ours, theirs = control.tasks[key], airflow.tasks[key]
         for name in ("successful", "stdout", "stderr", "cards"):
             if getattr(ours, name) != getattr(theirs, name):
-                diffs.append(
-                    f"{key} {name}: run {getattr(ours, name)!r:.300}, "
-                    f"Airflow {getattr(theirs, name)!r:.300}"
-                )
+                diffs.append(f"{key} {name}: " + _where(getattr(ours, name), getattr(theirs, name)))
         for artifact in sorted(set(ours.artifacts) | set(theirs.artifacts)):
             mine = ours.artifacts.get(artifact, "<missing>")
             other = theirs.artifacts.get(artifact, "<missing>")
             if mine != other:
-                diffs.append(f"{key}.{artifact}: run {mine!r:.300}, Airflow {other!r:.300}")
+                diffs.append(f"{key}.{artifact}: " + _where(mine, other))
     for key in sorted(set(control.tasks) ^ set(airflow.tasks)):
         diffs.append(f"task {key} only {'under run' if key in control.tasks else 'on Airflow'}")
     return diffs
+
+
+def _where(ours: Any, theirs: Any) -> str:
+    """Both values around the first character where their reprs differ."""
+    a, b = repr(ours), repr(theirs)
+    at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    start = max(0, at - 120)
+    return f"run …{a[start : at + 200]}, Airflow …{b[start : at + 200]}"
 
 
 def assert_success_means_end_ran(state: str, record: RunRecord) -> None:

@@ -52,7 +52,8 @@ def _base(shape: Shape, step: Step, behaviour: Behaviour) -> list[str]:
     lines = [step.code] if step.code else []
     if step.kind == "join":
         trails = "[list(i.trail) for i in inputs]"
-        if not step.ordered:
+        parents = [other for other in shape.steps if step.name in _targets(other)]
+        if not step.ordered or len(parents) > 1:  # "join input order" of differential.py
             trails = f"sorted({trails}, key=repr)"
         lines.append(f"self.trail = [{trails}, {step.name!r}]")
         lines.append(f"self.merge_artifacts(inputs, exclude={_varying(shape, behaviour)!r})")
