@@ -42,7 +42,7 @@ def block() -> str:
             "Airflow (local compute, same parameters), and the two runs are compared through "
             "Metaflow's Client: tasks per step, every artifact of every task, task success, stdout "
             "and stderr, cards, run tags and `Run.successful`; a DagRun that succeeds must have run "
-            "Metaflow's `end`. `make test` runs a subset on each Airflow line, "
+            "Metaflow's `end`. `make test` runs a subset on Airflow 3.3 and 2.11, "
             "`make test-conformance` all of it (`tests/conformance/`). ✓: the same as under `run`; "
             "✗: known to differ today (listed below)."
         ),

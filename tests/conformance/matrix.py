@@ -15,17 +15,6 @@ from shapes import SHAPES
 KNOWN_FAILURES: dict[str, tuple[str, Callable[[str, str], bool]]] = {
     "finding 1": (
         (
-            "@catch in a foreach body stores a traceback naming the task's own code folder, so "
-            "the foreach join's merge_artifacts refuses identical catches as conflicting "
-            "(_catch_exception); under run the join succeeds"
-        ),
-        lambda shape, behaviour: (
-            behaviour == "catch_retry"
-            and shape in ("small_foreach", "simple_foreach", "nested_foreach")
-        ),
-    ),
-    "finding 2": (
-        (
             "a failed task's stderr lacks the closing 'Task failed.' line Metaflow's runtime "
             "writes into it under run (Task.stderr, python flow.py logs)"
         ),
@@ -34,8 +23,9 @@ KNOWN_FAILURES: dict[str, tuple[str, Callable[[str, str], bool]]] = {
 }
 
 # What `make test` runs on each Airflow line (`--conformance=all`: the whole matrix). The newest
-# line (the default environment) runs every shape but the wide foreach, and every behaviour. Airflow 2.11 runs three flows that cover
-# foreach, nested foreach, switch, parameters and @retry/@catch; 3.0 and 2.10 run the first.
+# line (the default environment) runs every shape but the wide foreach, and every behaviour;
+# the other lines (`make test` runs the suite on 2.11) three flows that cover foreach, nested
+# foreach, switch, parameters and @retry/@catch.
 CI: tuple[tuple[str, str], ...] = (
     ("linear", "current"),
     ("linear", "catch_retry"),
@@ -62,12 +52,7 @@ SMALL: tuple[tuple[str, str], ...] = (
 
 def ci_subset(airflow_version: str) -> tuple[tuple[str, str], ...]:
     """The combinations `make test` runs on this Airflow line."""
-    version = Version(airflow_version)
-    if version >= Version("3.3"):
-        return CI
-    if Version("2.11") <= version < Version("3.0"):
-        return SMALL
-    return SMALL[:1]
+    return CI if Version(airflow_version) >= Version("3.3") else SMALL
 
 
 def combinations() -> list[tuple[str, str]]:
