@@ -12,15 +12,7 @@ from shapes import SHAPES
 # Known divergences: label -> (what differs, which combinations it breaks); issue items are
 # labelled "issue N item M", what this suite found "finding N". When a fix lands, the strict
 # xfail turns into an XPASS failure: remove the entry then (and regenerate docs/features.md).
-KNOWN_FAILURES: dict[str, tuple[str, Callable[[str, str], bool]]] = {
-    "finding 1": (
-        (
-            "a failed task's stderr lacks the closing 'Task failed.' line Metaflow's runtime "
-            "writes into it under run (Task.stderr, python flow.py logs)"
-        ),
-        lambda shape, behaviour: behaviour == "resume",
-    ),
-}
+KNOWN_FAILURES: dict[str, tuple[str, Callable[[str, str], bool]]] = {}
 
 # What `make test` runs on each Airflow line (`--conformance=all`: the whole matrix). The newest
 # line (the default environment) runs every shape but the wide foreach, and every behaviour;
