@@ -33,6 +33,10 @@ DOCUMENTED_DIFFERENCES: dict[str, str] = {
     "body): under `run`, Metaflow lists the inputs grouped by the step each split ended in, in "
     "an order that changes from run to run (a set's); on Airflow they come in split order. The "
     "suite's flows read such inputs in an order of their own",
+    "failure": "when a task fails, `run` kills the tasks still running (their logs say "
+    "`[KILLED BY ORCHESTRATOR]`) and starts no more; Airflow runs every task that does not "
+    "depend on the failed one to its end. Failed runs are compared on the tasks both ran to "
+    "their end; resumed runs in full",
     "system tags": "Metaflow's own system tags (`runtime:`, `python_version:`, "
     "`metaflow_version:`) are compared without their values: the Airflow worker's Python may "
     "differ from the publishing one",
