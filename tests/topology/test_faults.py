@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from metaflow_airflow.runtime.ids import metaflow_run_id
+
 FLOW = """
 import os
 import time
@@ -68,13 +70,14 @@ def _processes_with(text: str) -> list[int]:
 
 
 @pytest.mark.topology
+@pytest.mark.topology_full  # make test-topology: see _worker_running
 @pytest.mark.timeout(600)
 def test_a_worker_killed_mid_step_is_retried_and_the_run_succeeds(stack, published, tmp_path):
     flow = tmp_path / "worker_kill_flow.py"
     flow.write_text(FLOW.format(gate=str(tmp_path / "never")))
     dag_id = published(flow)
     run_id = stack.api.trigger(dag_id)
-    worker, _ = _worker_running(stack, " step work ")
+    worker, _ = _worker_running(stack, _work_step(dag_id, run_id))
     leader = stack.processes[worker].pid
     # The machine dies: the worker and every process under it (the step has a session of its own)
     doomed = [pid for pid in _processes_with("") if _in_group_of([pid], leader)]
@@ -103,7 +106,7 @@ def test_a_scheduler_restarted_mid_run_lets_the_run_complete(stack, published, t
     flow.write_text(FLOW.format(gate=str(gate)))
     dag_id = published(flow, "--name", "SchedulerRestartFlow")
     run_id = stack.api.trigger(dag_id)
-    _worker_running(stack, " step work ")
+    _worker_running(stack, _work_step(dag_id, run_id))
     scheduler = stack.processes["scheduler"]
     os.killpg(scheduler.pid, signal.SIGKILL)
     scheduler.wait()
@@ -125,7 +128,7 @@ def test_postgres_restarted_mid_run_loses_nothing(stack, published, tmp_path):
     flow.write_text(FLOW.format(gate=str(gate)))
     dag_id = published(flow, "--name", "PostgresRestartFlow")
     run_id = stack.api.trigger(dag_id)
-    _worker_running(stack, " step work ")
+    _worker_running(stack, _work_step(dag_id, run_id))
     stack.postgres.stop()
     time.sleep(10)
     stack.postgres.start()
@@ -140,6 +143,13 @@ def test_postgres_restarted_mid_run_loses_nothing(stack, published, tmp_path):
     tries = {t["task_id"]: t["try_number"] for t in stack.api.task_instances(dag_id, run_id)}
     assert state == "success", (exited, tries, stack.logs)
     assert stack.run_artifacts("WorkerKillFlow", dag_id, run_id)["end"]["seen"] == tries["work"] - 1
+
+
+def _work_step(dag_id: str, run_id: str) -> str:
+    """The command line of this run's ``work`` step: a step process of another run may still
+    be alive (a run terminated on local compute leaves its step process running, seen on a
+    fresh clone after the Deployer's terminate tests: it made this test kill the wrong worker)."""
+    return f" step work --run-id {metaflow_run_id(run_id, dag_id)} "
 
 
 def _worker_running(stack, text: str, timeout: float = 240) -> tuple[str, list[int]]:
