@@ -6,6 +6,8 @@
   reads the retry's artifacts, not the killed attempt's.
 - The scheduler killed with SIGKILL and started again while a step runs: the run completes,
   the step's first attempt counts (no retry).
+- A run marked failed while a step runs (what ``terminate`` does): Airflow stops the task and
+  the step's processes stop with it (they run in a session of their own), none left running.
 - PostgreSQL restarted while a step runs: the components that exit on the lost database are
   started again (as a service manager would), and the run completes; the test records which
   exited (``stack.logs``/postgres-restart.json)."""
@@ -70,7 +72,6 @@ def _processes_with(text: str) -> list[int]:
 
 
 @pytest.mark.topology
-@pytest.mark.topology_full  # make test-topology: see _worker_running
 @pytest.mark.timeout(600)
 def test_a_worker_killed_mid_step_is_retried_and_the_run_succeeds(stack, published, tmp_path):
     flow = tmp_path / "worker_kill_flow.py"
@@ -145,10 +146,41 @@ def test_postgres_restarted_mid_run_loses_nothing(stack, published, tmp_path):
     assert stack.run_artifacts("WorkerKillFlow", dag_id, run_id)["end"]["seen"] == tries["work"] - 1
 
 
+@pytest.mark.topology
+@pytest.mark.timeout(600)
+def test_a_run_marked_failed_stops_its_running_step_processes(stack, published, tmp_path):
+    flow = tmp_path / "worker_kill_flow.py"
+    flow.write_text(FLOW.format(gate=str(tmp_path / "never")))
+    dag_id = published(flow, "--name", "TerminatedStepFlow")
+    run_id = stack.api.trigger(dag_id)
+    step = _work_step(dag_id, run_id)
+    _, processes = _worker_running(stack, step)
+    assert processes
+
+    stack.api.call("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})
+    deadline = time.monotonic() + 120
+    while _running(_processes_with(step)):
+        assert time.monotonic() < deadline, f"the terminated run's step still runs: {step!r}"
+        time.sleep(1)
+    assert stack.api.run(dag_id, run_id)["state"] == "failed"
+
+
+def _running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that still run (a killed process may stay a zombie for a while)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
 def _work_step(dag_id: str, run_id: str) -> str:
-    """The command line of this run's ``work`` step: a step process of another run may still
-    be alive (a run terminated on local compute leaves its step process running, seen on a
-    fresh clone after the Deployer's terminate tests: it made this test kill the wrong worker)."""
+    """The command line of this run's ``work`` step (other runs of the session may be running
+    theirs)."""
     return f" step work --run-id {metaflow_run_id(run_id, dag_id)} "
 
 

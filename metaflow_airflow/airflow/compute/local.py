@@ -4,6 +4,7 @@ back through a private file."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -50,6 +51,7 @@ class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
 
     ui_color = "#c7e3f4"
     operator_extra_links = (MetaflowUILink(),)
+    _capture: MetaflowLogCapture | None = None
 
     def execute(self, context: Any) -> list[int] | None:
         stay_on_run_version(self, context)
@@ -69,6 +71,7 @@ class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
             with MetaflowLogCapture(
                 self.step.name, python, cwd=root, env=env, log=self.log
             ) as capture:
+                self._capture = capture
                 for argv in commands.argvs:
                     capture.run(argv)
             result = None
@@ -76,6 +79,13 @@ class MetaflowLocalOperator(BoundStep, BaseOperator, SkipMixin):
                 with open(result_file, encoding="utf-8") as report:
                     result = json.load(report)
         return hand_back(self, context, self.step, invocation, result)
+
+    def on_kill(self) -> None:
+        """Airflow stops this task (its run marked failed or terminated, the task cleared, a
+        timeout): the step's processes stop with it. They run in a session of their own, so
+        Airflow's signal to the task process never reaches them."""
+        if self._capture is not None:
+            self._capture.kill()
 
 
 class MetaflowLogCapture:
@@ -92,6 +102,7 @@ class MetaflowLogCapture:
         self.log = log
         self._tees: list[subprocess.Popen[bytes]] = []
         self._reader: threading.Thread | None = None
+        self._running: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> MetaflowLogCapture:
         read_end, write_end = os.pipe()
@@ -126,12 +137,12 @@ class MetaflowLogCapture:
             stderr=stderr_tee.stdin,
             start_new_session=True,
         )
+        self._running = process
         try:
             code = process.wait()
         finally:
-            if process.poll() is None:  # interrupted (Airflow's timeout): the whole group goes
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            self.kill()  # interrupted (Airflow's timeout, a signal): the whole group goes
+            process.wait()
         if code != 0:  # as Metaflow's runtime ends a failed task's stderr
             failed = (
                 b"Task failed with a segmentation fault.\n" if code == -11 else b"Task failed.\n"
@@ -140,6 +151,14 @@ class MetaflowLogCapture:
             stderr_tee.stdin.write(failed)
             stderr_tee.stdin.flush()
             raise RuntimeError(f"Metaflow step {self.step_name} failed with exit code {code}")
+
+    def kill(self) -> None:
+        """Stop the running command's whole process group, if it still runs; safe to call from a
+        signal handler while :meth:`run` waits."""
+        process = self._running
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def __exit__(self, *exc_info: object) -> None:
         for tee in self._tees:
