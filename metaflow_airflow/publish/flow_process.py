@@ -1,18 +1,18 @@
-"""The publish side's child process: the user's flow file under Metaflow's own CLI, with one
-extra command that compiles the flow and uploads its code package. It hands the manifest back
-and the parent writes it to the store, so store credentials never reach this process.
+"""The publish side's child process: the user's flow file under Metaflow's own CLI, running the
+shipped extension's command ``airflow-manifest compile`` (registered through Metaflow's plugin
+mechanism, ``metaflow_extensions/airflow_manifest``), which compiles the flow and uploads its
+code package. It hands the manifest back and the parent writes it to the store, so store
+credentials never reach this process.
 
 Usage (by :func:`metaflow_airflow.publish.publisher.publish_flow` only)::
 
     python -m metaflow_airflow.publish.flow_process FLOW.py [metaflow options] \
-        metaflow-airflow-publish --request JSON --result FILE
+        airflow-manifest compile --request JSON --result FILE
 """
 
 from __future__ import annotations
 
 import gc
-import importlib.abc
-import importlib.util
 import inspect
 import json
 import os
@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from metaflow import current, metaflow_config
-from metaflow._vendor import click
 from metaflow.decorators import flow_decorators
 from metaflow.exception import MetaflowException
 from metaflow.mflog import BASH_SAVE_LOGS, bash_capture_logs
@@ -59,7 +58,6 @@ from metaflow_airflow.publish.publisher import (
     COMPILED_MARK,
     GO_AHEAD,
     PROGRESS_MARK,
-    PUBLISH_COMMAND,
     CompileRequest,
 )
 from metaflow_airflow.publish.secrets_check import refuse_plaintext_secrets
@@ -70,11 +68,9 @@ from metaflow_airflow.store.locking import folder_lock
 _EXTRACT_ROOT = "{root}"
 
 
-@click.command(name=PUBLISH_COMMAND, help="Publish this flow to a metaflow-airflow store.")
-@click.option("--request", required=True, help="A CompileRequest as JSON.")
-@click.option("--result", required=True, help="Where to write the CompileOutcome as JSON.")
-@click.pass_obj
-def publish_command(obj: Any, request: str, result: str) -> None:
+def compile_to_file(obj: Any, request: str, result: str) -> None:
+    """The body of ``airflow-manifest compile``: ``request`` is a :class:`CompileRequest` as
+    JSON; the :class:`CompileOutcome` (or the error) goes to the file ``result`` as JSON."""
     try:
         outcome = compile_and_upload(obj, CompileRequest.model_validate_json(request))
         payload = outcome.model_dump(mode="json")
@@ -325,34 +321,11 @@ def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, s
     return {k: str(v) for k, v in sorted(env.items()) if v not in (None, "")}
 
 
-class _RegisterPublishCommand(importlib.abc.MetaPathFinder):
-    """Adds the publish command to Metaflow's CLI when Metaflow first imports it.
-
-    Metaflow imports ``metaflow.cli`` inside the flow's context and adds the flow decorators'
-    options (``--branch`` of ``@project``...) at that moment, so importing it any earlier would
-    lose them."""
-
-    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-        if name != "metaflow.cli":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        load = spec.loader.exec_module
-
-        def exec_module(module: Any) -> None:
-            load(module)
-            module.cli.add_command(publish_command)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
 def main(argv: list[str]) -> None:
     """Run ``argv[0]`` (the flow file) as ``__main__`` with the rest as its command line."""
     flow_file = argv[0]
     sys.argv = [flow_file, *argv[1:]]
     sys.path.insert(0, os.path.dirname(os.path.abspath(flow_file)))
-    sys.meta_path.insert(0, _RegisterPublishCommand())
     try:
         module = runpy.run_path(flow_file, run_name="__main__")
         # Metaflow's CLI exits when the flow runs: still here, the file ran no flow.

@@ -1,8 +1,10 @@
 """Publish a flow: compile it, upload its code package, write its manifest.
 
 :func:`publish_flow` runs the flow file in a child process under Metaflow's own CLI (see
-``flow_process``), exactly as ``python flow.py ...`` would: that resolves decorators, configs
-and the datastore the Metaflow way, and keeps the user's module out of the caller's process.
+``flow_process``), exactly as ``python flow.py ... airflow-manifest compile`` would, the command
+of the Metaflow extension this package ships: that resolves decorators, configs and the
+datastore the Metaflow way, and keeps the user's module out of the caller's process.
+``metaflow-airflow publish`` and the flow command ``airflow-manifest create`` both come here.
 The child compiles and uploads; this process writes the manifest, having checked that the
 store can be written while the child started (the store client's import and first request
 overlap Metaflow's). Between compiling and uploading, the child waits for this process to
@@ -31,7 +33,10 @@ from metaflow_airflow.publish.support import refuse_unsupported_decorators
 if TYPE_CHECKING:
     from metaflow_airflow.store.manifest_store import ManifestStore
 
-PUBLISH_COMMAND = "metaflow-airflow-publish"
+# The flow command of the shipped Metaflow extension (metaflow_extensions/airflow_manifest), and
+# its hidden subcommand that the flow process runs.
+FLOW_COMMAND = "airflow-manifest"
+COMPILE_COMMAND = "compile"
 # The flow process reports what it is doing on stderr lines that start with this.
 PROGRESS_MARK = "::metaflow-airflow-progress:: "
 # ... and, once compiled, what it is about to publish (JSON: dag_id, flow_name, flow_file),
@@ -113,7 +118,8 @@ def publish_flow(
             str(flow_path),
             "--quiet",
             *metaflow_options,
-            PUBLISH_COMMAND,
+            FLOW_COMMAND,
+            COMPILE_COMMAND,
             "--request",
             request.compile_request().model_dump_json(),
             "--result",
@@ -128,6 +134,12 @@ def publish_flow(
         error_class = CompileError if outcome.get("kind") == "compile" else PublishError
         raise error_class(outcome["error"])
     if returncode != 0 or not outcome:
+        if f"No such command '{FLOW_COMMAND}'" in stderr:
+            raise PublishError(
+                f"Metaflow did not load the {FLOW_COMMAND} extension that metaflow-airflow "
+                "ships (metaflow_extensions/airflow_manifest): install metaflow-airflow in the "
+                "Python that runs the flow, and check METAFLOW_EXTENSIONS_SEARCH_DIRS"
+            )
         raise PublishError(f"{flow_path.name}: {_last_error_line(stderr)}")
     from metaflow_airflow.manifest.models import (
         CompileOutcome,  # imported by then: _open_store imports the store

@@ -38,6 +38,13 @@ pytestmark = pytest.mark.timeout(300)
 
 EXTENSION = REPO / "tests" / "emulators"
 
+
+def with_emulators() -> str:
+    """PYTHONPATH with the emulators' Metaflow extension first, and what it had (a checkout's
+    own packages and metaflow_extensions) after it."""
+    return os.pathsep.join(filter(None, [str(EXTENSION), os.environ.get("PYTHONPATH")]))
+
+
 UNPACK = """\
 import sys
 from pathlib import Path
@@ -61,7 +68,7 @@ print(json.dumps({"successful": run.successful, "received": run["end"].task["rec
 def gs_datastore(gcs_bucket, monkeypatch: pytest.MonkeyPatch) -> str:
     """Metaflow configured (in this test's environment) for a gs datastore on the emulator;
     returns the datastore root."""
-    monkeypatch.setenv("PYTHONPATH", str(EXTENSION))
+    monkeypatch.setenv("PYTHONPATH", with_emulators())
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_bucket.server.endpoint)
     monkeypatch.setenv("METAFLOW_DEFAULT_GCP_CLIENT_PROVIDER", "gcs-emulator")
     return f"{gcs_bucket.url}/metaflow"
@@ -191,7 +198,7 @@ def test_azure_datastore_code_package(
     )
     container = "mfa-datastore"
     service.create_container(container)
-    monkeypatch.setenv("PYTHONPATH", str(EXTENSION))
+    monkeypatch.setenv("PYTHONPATH", with_emulators())
     monkeypatch.setenv("METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", endpoint)
     monkeypatch.setenv("METAFLOW_DEFAULT_AZURE_CLIENT_PROVIDER", "azurite")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the Azure SDK's (requests) trust

@@ -51,7 +51,7 @@ def start_flow(
     options: dict[str, Any] | None = None,
     with_decorators: Sequence[str] = (),
 ) -> StartedFlow:
-    """``python flow.py --datastore=DATASTORE [options] metaflow-airflow-publish --with ...``
+    """``python flow.py --datastore=DATASTORE [options] --with ... airflow-manifest compile``
     up to the point where the publish command runs.
 
     ``options`` are the flow decorators' top-level options (``branch``, ``production`` of

@@ -2,7 +2,9 @@
 ``argo-workflows``. ``create`` publishes exactly as ``metaflow-airflow publish`` does (the same
 compile, upload and store write, in this flow process), ``trigger`` starts a run through
 Airflow's REST API with ``--<parameter> value`` options, and ``status``, ``terminate``,
-``list-runs`` and ``delete`` work on the deployment and its runs.
+``list-runs`` and ``delete`` work on the deployment and its runs. The hidden ``compile`` is what
+``create`` and ``metaflow-airflow publish`` both run in the flow's own process
+(``metaflow_airflow.publish.publisher``): the one compile of this package.
 
 The Deployer (``airflow_manifest_deployer``) runs these commands; with
 ``--deployer-attribute-file`` they hand it what they made as JSON.
@@ -21,8 +23,9 @@ from metaflow.exception import MetaflowException
 from metaflow.plugins.airflow.airflow_cli import resolve_dag_name
 
 from metaflow_airflow.errors import MetaflowAirflowError
+from metaflow_airflow.publish.publisher import COMPILE_COMMAND, FLOW_COMMAND
 
-TYPE = "airflow-manifest"
+TYPE = FLOW_COMMAND
 
 
 class AirflowManifestException(MetaflowException):
@@ -62,6 +65,8 @@ def airflow_manifest(
 ) -> None:
     from metaflow_airflow.settings import Settings
 
+    if click.get_current_context().invoked_subcommand == COMPILE_COMMAND:
+        return  # the publisher's flow process: the request says it all, `create` linted
     obj.check(obj.graph, obj.flow, obj.environment, pylint=obj.pylint)
     try:
         obj.requested_name = name
@@ -201,6 +206,20 @@ def create(obj: Any, deployer_attribute_file: str | None, tags: Any, **options: 
             "additional_info": {"manifest_url": result.manifest_url},
         },
     )
+
+
+@airflow_manifest.command(
+    name=COMPILE_COMMAND,
+    hidden=True,
+    help="Compile this flow and upload its code package (run by the publisher only).",
+)
+@click.option("--request", required=True, help="A CompileRequest as JSON.")
+@click.option("--result", required=True, help="Where to write the CompileOutcome as JSON.")
+@click.pass_obj
+def compile_manifest(obj: Any, request: str, result: str) -> None:
+    from metaflow_airflow.publish.flow_process import compile_to_file
+
+    compile_to_file(obj, request, result)
 
 
 @parameters.add_custom_parameters(deploy_mode=False)
