@@ -156,7 +156,8 @@ class Stack:
     After :meth:`start`: ``api`` (the REST API with a login), ``store_url`` and
     ``storage_options`` (the manifest store), ``datastore_root`` (Metaflow's), ``home``
     (``AIRFLOW_HOME``), ``env`` (what every component runs with, Metaflow's configuration
-    included), :meth:`publish` and :meth:`metaflow_env`."""
+    included), :meth:`publish`, :meth:`metaflow_env`, :meth:`component_env` and
+    :meth:`parse_as`."""
 
     def __init__(self, root: Path, python: str = sys.executable, workers: int = 2) -> None:
         self.root = root
@@ -279,10 +280,26 @@ class Stack:
             names.append("dag-processor")
         return names + [f"worker{i}" for i in range(1, self.workers + 1)]
 
+    def component_env(self, name: str) -> dict[str, str]:
+        """The environment of one component: the stack's, with a loader cache of its own (each
+        component stands for a machine of its own)."""
+        env = dict(self.env)
+        env["METAFLOW_AIRFLOW_CACHE_DIR"] = str(self.root / "cache" / name)
+        return env
+
+    def parse_as(self, name: str, loader: Path) -> None:
+        """A full parse of the loader file ``loader`` with component ``name``'s environment,
+        as one of its earlier tasks would have made: fills that machine's last-known-good
+        cache with every DAG of the file."""
+        env = self.component_env(name)
+        done = subprocess.run([self.python, str(loader)], check=False, env=env, cwd=self.root,
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"parsing {loader.name} as {name} failed:\n{done.stderr[-3000:]}")
+
     def start_component(self, name: str) -> subprocess.Popen:
         """Start one Airflow component (again: a restart) by its name in the stack."""
-        env = dict(self.env)
-        env["METAFLOW_AIRFLOW_CACHE_DIR"] = str(self.root / "cache" / name)  # a machine each
+        env = self.component_env(name)
         if name == "api":
             argv = (["api-server", "--host", "127.0.0.1", "--port", str(self.api_port)]
                     if self.major >= 3 else
