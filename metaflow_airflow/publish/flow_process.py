@@ -170,11 +170,13 @@ def _warnings(compute: LocalCompute | KubernetesCompute, metadata: str) -> tuple
             "loses it when it ends, so the Client API cannot find Airflow runs; use "
             "--metadata service (a Metaflow metadata service) in production"
         )
-    if metadata == "service" and metaflow_config.SERVICE_HEADERS:
+    if metadata == "service" and (compute.kind == "kubernetes" or metaflow_config.SERVICE_HEADERS):
         found.append(
-            "METAFLOW_SERVICE_HEADERS is not stored in the manifest (it holds credentials such "
-            "as API keys, and every store reader could read it): set it where the tasks run, "
-            "in the Airflow workers' environment (--compute local) or from a Kubernetes secret "
+            "the metadata service's URL and headers (METAFLOW_SERVICE_URL, "
+            "METAFLOW_SERVICE_HEADERS) are not stored in the manifest (they are the "
+            "deployment's, and headers hold credentials every store reader could read): set "
+            "them where the tasks run, in the Airflow workers' environment or Metaflow "
+            "configuration (--compute local) or from a Kubernetes secret "
             "(@kubernetes(secrets=[...]))"
         )
     return tuple(found)
@@ -311,8 +313,6 @@ def _runtime_config_env(datastore: str, root: str, metadata: str) -> dict[str, s
         "METAFLOW_DEFAULT_METADATA": metadata,
         **cloud_for_datastore(datastore).task_config(root, c, os.environ),
     }
-    if metadata == "service":  # its headers (API keys, tokens) are never stored: see _warnings
-        env["METAFLOW_SERVICE_URL"] = c.SERVICE_INTERNAL_URL or c.SERVICE_URL
     # Where @secrets finds its backend.
     env["METAFLOW_DEFAULT_SECRETS_BACKEND_TYPE"] = c.DEFAULT_SECRETS_BACKEND_TYPE
     env["METAFLOW_AWS_SECRETS_MANAGER_DEFAULT_REGION"] = c.AWS_SECRETS_MANAGER_DEFAULT_REGION

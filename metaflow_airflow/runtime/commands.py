@@ -49,6 +49,19 @@ def log_env(manifest: FlowManifest, invocation: StepInvocation, log_dir: str) ->
     }
 
 
+# Where the Metaflow metadata service is and how to authenticate to it: the deployment's (the
+# worker's environment or Metaflow configuration, a pod's secrets), never a manifest's. A
+# manifest published before this rule carried the publisher's service URL, which would
+# override the deployment's (docs/operations.md, "A Metaflow metadata service").
+DEPLOYMENT_SETTINGS = frozenset(
+    {"METAFLOW_SERVICE_URL", "METAFLOW_SERVICE_INTERNAL_URL", "METAFLOW_SERVICE_HEADERS"}
+)
+
+
+def _without_deployment_settings(env: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in env.items() if name not in DEPLOYMENT_SETTINGS}
+
+
 @dataclass(frozen=True)
 class StepCommands:
     """Argv lists to run in order in the unpacked code package, and the variables they need."""
@@ -75,7 +88,8 @@ def render_step_commands(
         "--quiet",
         f"--metadata={metaflow.metadata}",
         # The environment type (conda, pypi...) reaches every step, start or not.
-        "--environment", metaflow.environment,
+        "--environment",
+        metaflow.environment,
         f"--datastore={metaflow.datastore}",
         f"--datastore-root={metaflow.datastore_root}",
         "--no-pylint",
@@ -119,8 +133,8 @@ def render_step_commands(
         argvs.append((python, "-c", RESULT_SCRIPT, invocation.pathspec, result_file, step.type))
     package = manifest.code_package
     env = {
-        **metaflow.env,
-        **step.env,
+        **_without_deployment_settings(metaflow.env),
+        **_without_deployment_settings(step.env),
         "METAFLOW_USER": metaflow.user,
         "PYTHONUNBUFFERED": "x",
         # Metaflow records these as the task's code package (Task.code, resume).

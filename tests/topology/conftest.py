@@ -5,7 +5,9 @@ it and stopped (every process group) when the session ends, also after a failure
 Fixtures: ``stack`` (the whole stack: ``stack.api`` is the REST API with a login,
 ``stack.api_url``, ``stack.api.user``/``stack.api.password``/``stack.api.token()``,
 ``stack.store_url``, ``stack.storage_options``, ``stack.home``, ``stack.metaflow_env()``,
-``stack.publish(flow)``); ``published`` publishes a flow file and waits for its DAG;
+``stack.publish(flow)``, ``stack.service_url`` and ``stack.metadata`` (the Metaflow metadata
+service), ``stack.parse_as(component, loader_file)``); ``published`` publishes a flow file and
+waits for its DAG;
 ``finished_run`` triggers a run through the API and waits for it.
 
 The stack runs the Airflow of the interpreter that runs the tests (3.3 in ``.venv``, 2.11 in

@@ -1,8 +1,9 @@
 """Airflow as users deploy it, on 127.0.0.1: PostgreSQL as the metadata database, Redis as the
 Celery broker, the scheduler, the DAG processor (Airflow 3), the API server (the webserver on
 Airflow 2), the triggerer and two Celery workers, each a process of its own, with the
-project's ``dags_loader.py`` in a private ``AIRFLOW_HOME``'s ``dags/`` and the manifest store and
-Metaflow datastore on a moto S3 server.
+project's ``dags_loader.py`` in a private ``AIRFLOW_HOME``'s ``dags/``, the manifest store and
+Metaflow datastore on a moto S3 server, and a Metaflow metadata service (metaflow-local-service,
+for flows published with ``--metadata service``; its URL is in every component's environment).
 
 ``Stack`` is what the topology tests' session fixture starts, and what ``make airflow`` runs
 (``python tests/topology/stack.py``) for someone who wants to click around. Every process runs
@@ -32,6 +33,7 @@ REPO = TESTS.parent
 sys.path[:0] = [p for p in (str(TESTS), str(TOPOLOGY)) if p not in sys.path]
 
 from airflow_api import AirflowApi
+from metadata_service import MetadataService
 from moto_process import MotoServer
 from servers import AWS_ENV, free_port, start, stop, wait_until_up
 
@@ -154,10 +156,10 @@ class Stack:
     """The whole topology in ``root`` (a folder of its own), run with the Airflow of ``python``.
 
     After :meth:`start`: ``api`` (the REST API with a login), ``store_url`` and
-    ``storage_options`` (the manifest store), ``datastore_root`` (Metaflow's), ``home``
-    (``AIRFLOW_HOME``), ``env`` (what every component runs with, Metaflow's configuration
-    included), :meth:`publish`, :meth:`metaflow_env`, :meth:`component_env` and
-    :meth:`parse_as`."""
+    ``storage_options`` (the manifest store), ``datastore_root`` (Metaflow's), ``metadata``
+    and ``service_url`` (the metadata service), ``home`` (``AIRFLOW_HOME``), ``env`` (what
+    every component runs with, Metaflow's configuration included), :meth:`publish`,
+    :meth:`metaflow_env`, :meth:`component_env` and :meth:`parse_as`."""
 
     def __init__(self, root: Path, python: str = sys.executable, workers: int = 2) -> None:
         self.root = root
@@ -173,6 +175,7 @@ class Stack:
         self.redis = Redis(self.logs / "redis.log")
         self.postgres: Postgres | None = None
         self.moto: MotoServer | None = None
+        self.metadata: MetadataService | None = None
         self.env: dict[str, str] = {}
         self.api = AirflowApi(f"http://127.0.0.1:{self.api_port}", USER, self.password, self.major)
 
@@ -193,6 +196,12 @@ class Stack:
     @property
     def datastore_root(self) -> str:
         return self.env["METAFLOW_DATASTORE_SYSROOT_S3"]
+
+    @property
+    def service_url(self) -> str:
+        """The Metaflow metadata service's URL: the deployment's configuration (every
+        component's environment), for the flows published with ``--metadata service``."""
+        return self.env["METAFLOW_SERVICE_URL"]
 
     def metaflow_env(self) -> dict[str, str]:
         """The environment of a process that publishes flows to this stack or reads their runs
@@ -223,14 +232,13 @@ class Stack:
         done = subprocess.run(argv, check=True, env=self.env, capture_output=True, text=True)
         return json.loads(done.stdout)
 
-    def publish(self, flow: str | Path, *args: str) -> str:
+    def publish(self, flow: str | Path, *args: str, env: dict[str, str] | None = None) -> str:
         """``metaflow-airflow publish FLOW --compute local`` to the stack's store, as a user
-        would; returns the command's output."""
+        would (``env``: what the publisher's machine sets besides); returns its output."""
         argv = [str(self.bin / "metaflow-airflow"), "publish", str(flow), "--compute", "local",
                 "--datastore", "s3", "--datastore-root", self.datastore_root, *args]  # fmt: skip
-        done = subprocess.run(
-            argv, check=False, env=self.env, cwd=self.root, capture_output=True, text=True
-        )
+        done = subprocess.run(argv, check=False, env={**self.env, **(env or {})}, cwd=self.root,
+                              capture_output=True, text=True)  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"publish {flow} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
@@ -258,6 +266,7 @@ class Stack:
         self.redis.start()
         self.moto = MotoServer(self.root / "moto")
         bucket = self.moto.bucket()
+        self.metadata = MetadataService(self.root / "metadata-service", self.python)
         self.env = self._environment(bucket)
         self._airflow("db", "migrate")
         if self.major >= 3:
@@ -346,6 +355,8 @@ class Stack:
             list(pool.map(lambda process: stop(process, timeout=15), self.processes.values()))
         if self.moto is not None:
             self.moto.stop()
+        if self.metadata is not None:
+            self.metadata.stop()
         self.redis.stop()
         if self.postgres is not None:
             self.postgres.stop()
@@ -358,7 +369,7 @@ class Stack:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stderr[-3000:]}")
 
     def _environment(self, bucket: str) -> dict[str, str]:
-        assert self.postgres is not None and self.moto is not None
+        assert self.postgres is not None and self.moto is not None and self.metadata is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_PREFIXES)}
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -374,6 +385,9 @@ class Stack:
                 "METAFLOW_DATASTORE_SYSROOT_S3": f"{bucket}/metaflow",
                 "METAFLOW_S3_ENDPOINT_URL": self.moto.endpoint,
                 "METAFLOW_DEFAULT_METADATA": "local",
+                # The metadata service, for flows published with --metadata service: where it
+                # is comes from here (each worker's configuration), never from a manifest.
+                "METAFLOW_SERVICE_URL": self.metadata.url,
                 "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(metaflow),
                 "METAFLOW_USER": "tester",
                 # A task's parse always asks the store: the strictest case for a run's version.
@@ -465,7 +479,8 @@ def main(argv: list[str]) -> int:
         print(
             f"\nAirflow UI: {stack.api_url}  login: {USER} / {stack.password}\n"
             f"manifest store: {stack.store_url} (S3 endpoint {stack.env['METAFLOW_S3_ENDPOINT_URL']},"
-            f" keys 'testing')\nlogs: {stack.logs}\nCtrl-C stops everything.",
+            f" keys 'testing')\nMetaflow metadata service: {stack.service_url}\n"
+            f"logs: {stack.logs}\nCtrl-C stops everything.",
             flush=True,
         )
         while all(p.poll() is None for p in stack.processes.values()):

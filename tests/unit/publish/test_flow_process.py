@@ -24,7 +24,9 @@ def service_with_headers(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("datastore", ["local", "s3", "azure", "gs"])
 def test_metadata_service_headers_are_never_stored(datastore: str, service_with_headers) -> None:
     env = flow_process._runtime_config_env(datastore, "/root/of/the/datastore", "service")
-    assert env["METAFLOW_SERVICE_URL"] == "https://metadata.example.com"
+    assert env["METAFLOW_DEFAULT_METADATA"] == "service"
+    # The service's location is the deployment's too (docs/operations.md): not the publisher's.
+    assert "METAFLOW_SERVICE_URL" not in env
     assert "METAFLOW_SERVICE_HEADERS" not in env
     assert not [value for value in env.values() if "do-not-store" in value]
     assert not [name for name in env if is_secret_name(name)]
@@ -39,3 +41,10 @@ def test_publish_says_where_the_headers_go_instead(compute, service_with_headers
 def test_no_warning_without_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metaflow_config, "SERVICE_HEADERS", {})
     assert flow_process._warnings(LocalCompute(), "service") == ()
+
+
+def test_pods_are_told_where_the_service_url_comes_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod does not see the worker's environment: its service URL comes from a secret."""
+    monkeypatch.setattr(metaflow_config, "SERVICE_HEADERS", {})
+    (warning,) = flow_process._warnings(KubernetesCompute(), "service")
+    assert "METAFLOW_SERVICE_URL" in warning and "Kubernetes secret" in warning

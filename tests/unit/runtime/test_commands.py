@@ -50,3 +50,27 @@ def test_every_command_of_every_step_has_the_environment_branch_and_attempt():
     for argv in (start_step, body.argvs[0]):
         assert ("--retry-count", "2") in pairs(argv)
     assert ("--split-index", "1") in pairs(body.argvs[0])
+
+
+def test_the_metadata_service_location_never_comes_from_the_manifest():
+    """A manifest published before the rule carried the publisher's service URL: the task
+    takes the deployment's (the worker's environment or Metaflow configuration) instead."""
+    service = {
+        "METAFLOW_SERVICE_URL": "https://laptop.example.com",
+        "METAFLOW_SERVICE_INTERNAL_URL": "https://internal.example.com",
+        "METAFLOW_SERVICE_HEADERS": '{"x-api-key": "from-the-manifest"}',
+    }
+    metaflow = FOREACH.metaflow.model_copy(
+        update={"metadata": "service", "env": {**FOREACH.metaflow.env, **service}}
+    )
+    steps = tuple(s.model_copy(update={"env": dict(service)}) for s in FOREACH.steps)
+    manifest = FOREACH.model_copy(update={"metaflow": metaflow, "steps": steps})
+    invocation = StepInvocation(flow_name="F", step="start", run_id="airflow-1",
+                                task_id="airflow-2", input_paths="", retry_count=0)  # fmt: skip
+    commands = render_step_commands(
+        manifest, manifest.steps_by_name["start"], invocation, python="python", result_file="r"
+    )
+    assert not set(service) & set(commands.env)
+    assert ("--metadata=service",) == tuple(
+        a for a in commands.argvs[0] if "--metadata" in a
+    )  # the flow's own choice
