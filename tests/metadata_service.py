@@ -37,7 +37,7 @@ class MetadataService:
         env = {**os.environ, "HOME": str(home), "METAFLOW_LOCAL_SERVICE_DEBUG": "1"}
         self.process = start(argv, folder / "service.log", env)
         try:
-            wait_until_up("metaflow-local-service", f"{self.url}/ping", self.process)
+            wait_until_up("metaflow-local-service", f"{self.url}/ping", self.process, timeout=90)
         except RuntimeError:
             self.stop()
             raise
