@@ -20,7 +20,7 @@ from typing import Any
 from metaflow_airflow.airflow.compat import AirflowFailException
 from metaflow_airflow.airflow.compute.context import BoundStep
 from metaflow_airflow.airflow.loader.fetcher import Unavailable
-from metaflow_airflow.airflow.loader.versions import configured_store, read_version
+from metaflow_airflow.airflow.loader.versions import read_version, store_of
 from metaflow_airflow.errors import StoreError
 from metaflow_airflow.manifest.models import FlowManifest
 from metaflow_airflow.runtime.invocation import START_STEP
@@ -51,7 +51,7 @@ def stay_on_run_version(operator: BoundStep, context: Any) -> None:
     if not pinned or pinned == current.content_hash:
         return  # the same version (or a run whose start predates this record)
     try:
-        manifest = read_version(configured_store(get_settings()), current.dag_id, pinned)
+        manifest = read_version(store_of(current.dag_id, get_settings()), current.dag_id, pinned)
     except (Unavailable, StoreError) as exc:
         # Retried as any failure: the store may be back by the next try.
         raise RuntimeError(

@@ -26,7 +26,7 @@ from metaflow_airflow.airflow.loader.cache import CachedManifest, CacheEntry, Ma
 from metaflow_airflow.airflow.loader.fetcher import StoreFetcher, Unavailable
 from metaflow_airflow.airflow.loader.policy import Outcome, Refresh, ServingPolicy, log
 from metaflow_airflow.airflow.loader.sharding import check_shard, shard_of
-from metaflow_airflow.airflow.loader.versions import dag_with_task
+from metaflow_airflow.airflow.loader.versions import dag_with_task, remember_store
 from metaflow_airflow.errors import ManifestError, MetaflowAirflowError, StoreError
 from metaflow_airflow.manifest.models import FlowManifest
 from metaflow_airflow.manifest.signing import MISMATCH, signature_check
@@ -301,6 +301,7 @@ class _Loader:
             manifest = source.manifest
             dag = build_dag(manifest, url, source=source, dag_id_prefix=self.settings.dag_id_prefix)
             check_as_the_dag_processor(dag)
+            remember_store(dag_id, self.fetcher)
         except Exception as exc:  # one DAG's failure must not hide the others
             if self.settings.strict:
                 raise

@@ -27,6 +27,24 @@ from metaflow_airflow.store.manifest_store import ManifestStore
 SEARCHED_VERSIONS = 20
 
 
+# The store each DAG of this process was read from, by the manifest's DAG id: a loader file
+# may name a store of its own (``load_dags(store=...)``), and a run's later tasks must read their
+# version back from that store, not from ``METAFLOW_AIRFLOW_STORE``. A task runs in the process
+# that parsed its DAG file (Airflow 3's task runner, Airflow 2's ``tasks run --raw``).
+_STORES: dict[str, StoreFetcher] = {}
+
+
+def remember_store(dag_id: str, fetcher: StoreFetcher) -> None:
+    """Record that this process built ``dag_id`` from the store of ``fetcher``."""
+    _STORES[dag_id] = fetcher
+
+
+def store_of(dag_id: str, settings: Settings) -> StoreFetcher:
+    """The store this process's loader read ``dag_id`` from; the settings' store
+    (``METAFLOW_AIRFLOW_STORE``) if no loader of this process built it."""
+    return _STORES.get(dag_id) or configured_store(settings)
+
+
 def configured_store(settings: Settings) -> StoreFetcher:
     """The store of the settings (``METAFLOW_AIRFLOW_STORE``), as the loader reaches it."""
     if not settings.store:

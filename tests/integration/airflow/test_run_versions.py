@@ -1,7 +1,7 @@
 """Older manifest versions for the runs that started on them (``airflow/loader/versions.py``):
 a worker's parse for a task the current manifest no longer has builds the DAG from the newest
 stored version that has it, and a run's tasks read back exactly the version their run started
-with, refused if its bytes or signature do not match."""
+with, from the store their DAG came from, refused if its bytes or signature do not match."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from store_helpers import make_manifest
 from metaflow_airflow import ManifestStore
 from metaflow_airflow.airflow.loader.fetcher import Unavailable
 from metaflow_airflow.airflow.loader.parse import load_dags
-from metaflow_airflow.airflow.loader.versions import configured_store, read_version
+from metaflow_airflow.airflow.loader.versions import configured_store, read_version, store_of
 from metaflow_airflow.manifest.models import StepSpec
 from metaflow_airflow.settings import Settings
 
@@ -78,6 +78,18 @@ def test_a_run_reads_back_exactly_its_version(store, tmp_path):
         read_version(fetcher, "Hello", first.content_hash)
     with pytest.raises(Unavailable, match="no version"):
         read_version(fetcher, "Hello", "0" * 64)
+
+
+def test_a_run_reads_its_version_back_from_the_store_its_dag_came_from(store, tmp_path):
+    """A loader file with a store of its own (``load_dags(store=...)``), beside the store that
+    METAFLOW_AIRFLOW_STORE names: the run's version is read back from the loader's store."""
+    other = ManifestStore(f"file://{tmp_path / 'other'}")
+    other.write(make_manifest().model_copy(update={"description": "elsewhere"}))
+    settings = Settings(store=other.url, cache_dir=tmp_path / "cache")
+    assert "Hello" in load_dags(store=store.url, settings=settings)
+    first = store.read_version("Hello", store.history("Hello")[0].name)
+    pinned = read_version(store_of("Hello", settings), "Hello", first.content_hash)
+    assert pinned.description == "v1"
 
 
 def test_a_signed_only_worker_reads_back_only_signed_versions(store, tmp_path):
