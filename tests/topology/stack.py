@@ -415,6 +415,8 @@ def _airflow_settings(stack: Stack, postgres: Postgres, redis: Redis) -> dict[st
         "CELERY__BROKER_URL": redis.url,
         "CELERY__RESULT_BACKEND": "db+" + database,
         "CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        # each task inherits the loader's imports from its worker (docs/operations.md)
+        "CELERY__CELERY_CONFIG_OPTIONS": "metaflow_airflow.airflow.celery_config.CELERY_CONFIG",
         "LOGGING__LOGGING_LEVEL": "INFO",
         "LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
