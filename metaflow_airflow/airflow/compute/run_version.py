@@ -8,7 +8,8 @@ folder, on Airflow 2 and 3 alike): without this a run that outlives a publish mi
 of the manifest it ran as an XCom; each later task whose own manifest differs reads that exact
 version back from the store's ``versions/`` (accepted as the loader accepts it, signature
 included) and runs it. A step the run's version does not have (a later publish added or renamed
-it, and Airflow scheduled it in the running run) fails with a message saying so.
+it, and Airflow scheduled it in the running run) fails with a message saying so; on Airflow 3 the
+versioned bundle (``loader/bundle.py``) keeps the run on its DAG, so that this does not happen.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def stay_on_run_version(operator: BoundStep, context: Any) -> None:
     if operator.step_name not in manifest.steps_by_name:
         raise AirflowFailException(
             f"step {operator.step_name} is not in the manifest version this run started with "
-            f"({pinned[:12]}): it was added by a later publish"
+            f"({pinned[:12]}): a later publish added or renamed it (on Airflow 3, the versioned "
+            f"bundle ManifestStoreBundle keeps a run on its DAG: docs/operations.md)"
         )
     log.info(
         "metaflow-airflow: this run started on manifest version %s; running that version "

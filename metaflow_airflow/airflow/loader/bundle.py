@@ -1,0 +1,125 @@
+"""The dags folder as a versioned DAG bundle (Airflow 3), so that a run stays on its DAG.
+
+Airflow 3 keeps a run on the DAG version it was created on only when the run has a bundle
+version: a run of an unversioned bundle (the default dags folder) is moved onto the newest DAG
+whenever the DAG changes, so a step that a publish renamed or removed while the run was in
+progress is dropped from it, and the run fails. This bundle is a folder holding
+``dags_loader.py`` (the dags folder by default), versioned by the state of the manifest store:
+its version is a digest of one listing of the store's current manifests, so each publish (or
+deletion) makes a new version, and each run records the version it was created on.
+
+A worker given an older version parses the same loader file, for good reason: what a task runs
+is its run's manifest version whatever the worker reads (``compute/run_version.py``), and a step
+that only the run's version has is built from that stored version (``loader/versions.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from metaflow_airflow.airflow.loader.fetcher import Background, StoreFetcher, Unavailable
+from metaflow_airflow.errors import StoreError
+from metaflow_airflow.settings import get_settings
+
+try:
+    from airflow.dag_processing.bundles.local import LocalDagBundle
+except ImportError as exc:  # pragma: no cover - exercised by the Airflow 2 tox environments
+    raise ImportError(
+        "metaflow_airflow.airflow.loader.bundle needs Airflow 3 (DAG bundles); on Airflow 2 "
+        "keep dags_loader.py in the dags folder"
+    ) from exc
+
+try:  # Airflow 3.3 prefers a BundleVersion; 3.0-3.2 take the string
+    from airflow.dag_processing.bundles.base import BundleVersion
+except ImportError:  # pragma: no cover - exercised by the airflow30 tox environment
+    BundleVersion = None  # type: ignore[assignment,misc]
+
+log = logging.getLogger(__name__)
+
+# The version before the store has ever answered this machine: still a version, so that the
+# runs created meanwhile stay on their DAG too.
+UNLISTED = "manifests-unlisted"
+
+
+def listing_version(listing: dict[str, str]) -> str:
+    """The bundle version of one store listing (DAG id → the marker of its current manifest)."""
+    digest = hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
+    return f"manifests-{digest[:20]}"
+
+
+class ManifestStoreBundle(LocalDagBundle):
+    """A folder holding ``dags_loader.py``, versioned by the manifest store it reads.
+
+    :param path: the folder (Airflow's dags folder when not given)
+    :param store: the manifest store (``METAFLOW_AIRFLOW_STORE`` when not given)
+    :param storage_options: fsspec options for it (``METAFLOW_AIRFLOW_STORAGE_OPTIONS``)
+    """
+
+    supports_versioning = True
+
+    def __init__(
+        self,
+        *,
+        store: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        settings = get_settings()
+        url = (store or settings.store or "").rstrip("/")
+        options = settings.storage_options if storage_options is None else storage_options
+        self._fetcher = StoreFetcher(url, options, settings, lambda _: True)
+        self._current: str | None = None
+
+    @property
+    def _remembered(self) -> Path:
+        """The last version this machine listed: a DAG processor restarted while the store is
+        down keeps it rather than starting a new version."""
+        return self.base_dir / "current-version"
+
+    def refresh(self) -> None:
+        """List the store once; when it cannot be listed, keep the last version (one warning)."""
+        if not self._fetcher.url:
+            raise StoreError("no manifest store configured: set METAFLOW_AIRFLOW_STORE")
+        try:
+            listing = Background(
+                self._fetcher.settings.store_timeout_seconds, lambda: self._fetcher.open().listing()
+            ).result()
+        except (Unavailable, StoreError) as exc:
+            log.warning(
+                "metaflow-airflow: bundle %s keeps version %s: cannot list %s: %s",
+                self.name,
+                self._last_known(),
+                self._fetcher.url,
+                exc,
+            )
+            return
+        self._current = listing_version(listing)
+        try:
+            self._remembered.parent.mkdir(parents=True, exist_ok=True)
+            self._remembered.write_text(self._current)
+        except OSError as exc:
+            log.warning("metaflow-airflow: cannot remember bundle version: %s", exc)
+
+    def get_current_version(self) -> Any:
+        """The version of the last listing (never ``None``: Airflow's DAG processor calls this
+        outside its error handling, and a run without a version is not kept on its DAG)."""
+        if self._current is None:
+            try:
+                self.refresh()
+            except StoreError as exc:
+                log.warning("metaflow-airflow: bundle %s: %s", self.name, exc)
+        version = self._last_known()
+        return version if BundleVersion is None else BundleVersion(version=version)
+
+    def _last_known(self) -> str:
+        if self._current is None:
+            try:
+                self._current = self._remembered.read_text().strip() or None
+            except OSError:
+                pass
+        return self._current or UNLISTED
