@@ -433,6 +433,17 @@ def _airflow_settings(stack: Stack, postgres: Postgres, redis: Redis) -> dict[st
                 "CORE__EXECUTION_API_SERVER_URL": f"{stack.api_url}/execution/",
                 "CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
                 "CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(stack.home / "passwords.json"),
+                # the dags folder as a bundle versioned by the manifest store: a run stays on
+                # the DAG it was created on (docs/operations.md, "A run stays on its version")
+                "DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+                    [
+                        {
+                            "name": "metaflow",
+                            "classpath": "metaflow_airflow.airflow.loader.bundle.ManifestStoreBundle",
+                            "kwargs": {"path": str(stack.home / "dags")},
+                        }
+                    ]
+                ),
                 "DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
                 # a task whose worker died is failed (and retried) after this many seconds
