@@ -5,8 +5,10 @@ version: a run of an unversioned bundle (the default dags folder) is moved onto 
 whenever the DAG changes, so a step that a publish renamed or removed while the run was in
 progress is dropped from it, and the run fails. This bundle is a folder holding
 ``dags_loader.py`` (the dags folder by default), versioned by the state of the manifest store:
-its version is a digest of one listing of the store's current manifests, so each publish (or
-deletion) makes a new version, and each run records the version it was created on.
+its version is a digest of one listing of the store's current manifests and of the folder's own
+files, so each publish (or deletion), and each DAG file added to the folder, makes a new version
+(Airflow looks for new files in a versioned bundle only when its version changes), and each run
+records the version it was created on.
 
 A worker given an older version parses the same loader file, for good reason: what a task runs
 is its run's manifest version whatever the worker reads (``compute/run_version.py``), and a step
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +43,30 @@ except ImportError:  # pragma: no cover - exercised by the airflow30 tox environ
 
 log = logging.getLogger(__name__)
 
-# The version before the store has ever answered this machine: still a version, so that the
-# runs created meanwhile stay on their DAG too.
-UNLISTED = "manifests-unlisted"
+
+def bundle_version(listing: dict[str, str] | None, folder: Path) -> str:
+    """The version of one store listing (DAG id → the marker of its current manifest; ``None``
+    before the store ever answered) and of the files in ``folder`` (path, size, modification
+    time of each)."""
+    files = sorted(
+        (str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns)
+        for path, stat in _files(folder)
+    )
+    state = json.dumps({"manifests": listing, "files": files}, sort_keys=True)
+    return f"manifests-{hashlib.sha256(state.encode()).hexdigest()[:20]}"
 
 
-def listing_version(listing: dict[str, str]) -> str:
-    """The bundle version of one store listing (DAG id → the marker of its current manifest)."""
-    digest = hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
-    return f"manifests-{digest[:20]}"
+def _files(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in names:
+            path = Path(root, name)
+            try:
+                found.append((path, path.stat()))
+            except OSError:  # removed meanwhile
+                continue
+    return found
 
 
 class ManifestStoreBundle(LocalDagBundle):
@@ -73,53 +91,53 @@ class ManifestStoreBundle(LocalDagBundle):
         url = (store or settings.store or "").rstrip("/")
         options = settings.storage_options if storage_options is None else storage_options
         self._fetcher = StoreFetcher(url, options, settings, lambda _: True)
-        self._current: str | None = None
+        self._listing: dict[str, str] | None = None
 
     @property
     def _remembered(self) -> Path:
-        """The last version this machine listed: a DAG processor restarted while the store is
+        """The last listing this machine took: a DAG processor restarted while the store is
         down keeps it rather than starting a new version."""
-        return self.base_dir / "current-version"
+        return self.base_dir / "store-listing.json"
 
     def refresh(self) -> None:
-        """List the store once; when it cannot be listed, keep the last version (one warning)."""
+        """List the store once; when it cannot be listed, keep the last listing (one warning)."""
         if not self._fetcher.url:
             raise StoreError("no manifest store configured: set METAFLOW_AIRFLOW_STORE")
         try:
-            listing = Background(
+            self._listing = Background(
                 self._fetcher.settings.store_timeout_seconds, lambda: self._fetcher.open().listing()
             ).result()
         except (Unavailable, StoreError) as exc:
             log.warning(
-                "metaflow-airflow: bundle %s keeps version %s: cannot list %s: %s",
+                "metaflow-airflow: bundle %s keeps the store's last listing: cannot list %s: %s",
                 self.name,
-                self._last_known(),
                 self._fetcher.url,
                 exc,
             )
             return
-        self._current = listing_version(listing)
         try:
             self._remembered.parent.mkdir(parents=True, exist_ok=True)
-            self._remembered.write_text(self._current)
+            self._remembered.write_text(json.dumps(self._listing))
         except OSError as exc:
-            log.warning("metaflow-airflow: cannot remember bundle version: %s", exc)
+            log.warning("metaflow-airflow: cannot remember the store's listing: %s", exc)
 
     def get_current_version(self) -> Any:
-        """The version of the last listing (never ``None``: Airflow's DAG processor calls this
-        outside its error handling, and a run without a version is not kept on its DAG)."""
-        if self._current is None:
+        """The version of the last listing and of the folder as it is now (never ``None``:
+        Airflow's DAG processor calls this outside its error handling, and a run without a
+        version is not kept on its DAG)."""
+        if self._listing is None:
             try:
                 self.refresh()
             except StoreError as exc:
                 log.warning("metaflow-airflow: bundle %s: %s", self.name, exc)
-        version = self._last_known()
+        if self._listing is None:
+            self._listing = self._last_listing()
+        version = bundle_version(self._listing, self.path)
         return version if BundleVersion is None else BundleVersion(version=version)
 
-    def _last_known(self) -> str:
-        if self._current is None:
-            try:
-                self._current = self._remembered.read_text().strip() or None
-            except OSError:
-                pass
-        return self._current or UNLISTED
+    def _last_listing(self) -> dict[str, str] | None:
+        try:
+            listing = json.loads(self._remembered.read_text())
+        except (OSError, ValueError):
+            return None
+        return listing if isinstance(listing, dict) else None

@@ -1,6 +1,6 @@
 """The dags folder as a versioned bundle (``airflow/loader/bundle.py``, Airflow 3): its version
-follows the manifest store (a digest of its state: a publish or a deletion changes it, nothing
-else does), it
+follows the manifest store and the folder (a digest of their state: a publish, a deletion or a
+file added to the folder changes it, nothing else does), it
 survives the store going away (kept, also across a restart), and Airflow's own bundle manager
 builds it from ``dag_bundle_config_list`` and finds the loader file in it. That a run then stays
 on its DAG is the topology's test (``tests/topology/test_run_version.py``)."""
@@ -17,7 +17,7 @@ from metaflow_airflow import ManifestStore
 
 pytest.importorskip("airflow.dag_processing.bundles.local", reason="DAG bundles are Airflow 3's")
 
-from metaflow_airflow.airflow.loader.bundle import UNLISTED, ManifestStoreBundle  # noqa: E402
+from metaflow_airflow.airflow.loader.bundle import ManifestStoreBundle  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,7 +49,7 @@ def _bundle(store_url: str, tmp_path: Path) -> ManifestStoreBundle:
 def test_the_version_follows_the_store(store, tmp_path):
     bundle = _bundle(store.url, tmp_path)
     first = _version(bundle)
-    assert first.startswith("manifests-") and first != UNLISTED
+    assert first.startswith("manifests-")
     bundle.refresh()
     assert _version(bundle) == first  # nothing published: the same version
     assert _version(_bundle(store.url, tmp_path)) == first  # the same on another process
@@ -66,6 +66,10 @@ def test_the_version_follows_the_store(store, tmp_path):
     assert third not in (first, second)
     assert _version(bundle) == second  # the store as it was: its version (a content digest)
 
+    # a DAG file added beside the loader: Airflow looks for it only when the version changes
+    (tmp_path / "dags" / "hand_written.py").write_text("# a DAG\n")
+    assert _version(bundle) not in (first, second, third)
+
 
 def test_a_store_gone_keeps_the_last_version(store, tmp_path, caplog):
     bundle = _bundle(store.url, tmp_path)
@@ -74,15 +78,18 @@ def test_a_store_gone_keeps_the_last_version(store, tmp_path, caplog):
     (tmp_path / "store").write_text("not a folder any more")
     bundle.refresh()
     assert _version(bundle) == known
-    assert "keeps version" in caplog.text
+    assert "keeps the store's last listing" in caplog.text
     # a DAG processor restarted meanwhile: the version this machine listed last
     assert _version(_bundle(store.url, tmp_path)) == known
 
 
 def test_never_listed_is_still_a_version(tmp_path):
-    bundle = _bundle(f"file://{tmp_path / 'no-store'}/x", tmp_path)
     (tmp_path / "no-store").write_text("a file, not a folder")
-    assert _version(bundle) == UNLISTED
+    bundle = _bundle(f"file://{tmp_path / 'no-store'}/x", tmp_path)
+    unlisted = _version(bundle)
+    assert unlisted.startswith("manifests-")
+    (tmp_path / "dags" / "dags_loader.py").write_text("# the loader\n")
+    assert _version(bundle) != unlisted
 
 
 def test_airflow_builds_it_from_its_configuration(store, tmp_path, monkeypatch):
