@@ -74,6 +74,7 @@ __all__ = [
     "XCom",
     "airflow_config_option",
     "asset_schedule",
+    "bundle_version_answer",
     "check_as_the_dag_processor",
     "external_task_sensor_class",
     "get_parsing_context",
@@ -102,6 +103,17 @@ def airflow_config_option(section: str, key: str) -> str | None:
 
     value = conf.get(section, key, fallback=None)
     return value or None
+
+
+def bundle_version_answer(version: str) -> Any:
+    """What a versioned DAG bundle's ``get_current_version`` returns: Airflow 3.3 takes a
+    ``BundleVersion`` (a plain string is deprecated there); 3.0-3.2 take the string. Imported
+    here, by the DAG processor only: no parse pays for it."""
+    try:
+        from airflow.dag_processing.bundles.base import BundleVersion
+    except ImportError:  # pragma: no cover - exercised by the airflow30 tox environment
+        return version
+    return BundleVersion(version=version)
 
 
 def external_task_sensor_class() -> type:

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from metaflow_airflow.airflow.compat import bundle_version_answer
 from metaflow_airflow.airflow.loader.fetcher import Background, StoreFetcher, Unavailable
 from metaflow_airflow.errors import StoreError
 from metaflow_airflow.settings import get_settings
@@ -35,11 +36,6 @@ except ImportError as exc:  # pragma: no cover - exercised by the Airflow 2 tox 
         "metaflow_airflow.airflow.loader.bundle needs Airflow 3 (DAG bundles); on Airflow 2 "
         "keep dags_loader.py in the dags folder"
     ) from exc
-
-try:  # Airflow 3.3 prefers a BundleVersion; 3.0-3.2 take the string
-    from airflow.dag_processing.bundles.base import BundleVersion
-except ImportError:  # pragma: no cover - exercised by the airflow30 tox environment
-    BundleVersion = None  # type: ignore[assignment,misc]
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +128,7 @@ class ManifestStoreBundle(LocalDagBundle):
                 log.warning("metaflow-airflow: bundle %s: %s", self.name, exc)
         if self._listing is None:
             self._listing = self._last_listing()
-        version = bundle_version(self._listing, self.path)
-        return version if BundleVersion is None else BundleVersion(version=version)
+        return bundle_version_answer(bundle_version(self._listing, self.path))
 
     def _last_listing(self) -> dict[str, str] | None:
         try:
