@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from metaflow_airflow.airflow.compat import bundle_version_answer
-from metaflow_airflow.airflow.loader.fetcher import Background, StoreFetcher, Unavailable
+from metaflow_airflow.airflow.loader.fetcher import StoreFetcher, Unavailable
 from metaflow_airflow.errors import StoreError
 from metaflow_airflow.settings import get_settings
 
@@ -100,9 +100,7 @@ class ManifestStoreBundle(LocalDagBundle):
         if not self._fetcher.url:
             raise StoreError("no manifest store configured: set METAFLOW_AIRFLOW_STORE")
         try:
-            self._listing = Background(
-                self._fetcher.settings.store_timeout_seconds, lambda: self._fetcher.open().listing()
-            ).result()
+            self._listing = self._fetcher.listing()
         except (Unavailable, StoreError) as exc:
             log.warning(
                 "metaflow-airflow: bundle %s keeps the store's last listing: cannot list %s: %s",

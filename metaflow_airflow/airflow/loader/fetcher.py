@@ -124,6 +124,13 @@ class StoreFetcher:
 
         return Background(self.settings.store_timeout_seconds, fetch), progress
 
+    def listing(self) -> dict[str, str]:
+        """One listing of the current manifests (DAG id → marker), within the timeout: what a
+        versioned DAG bundle's version is made of (``loader/bundle.py``)."""
+        return Background(
+            self.settings.store_timeout_seconds, lambda: self.open().listing()
+        ).result()
+
     def read(self, dag_ids: list[str]) -> Blobs:
         """Some manifests (and their signatures), within the timeout: a task's parse reads
         its own; a full parse reads again those whose signature did not match."""
